@@ -1,0 +1,201 @@
+"""The steps of one run (train, evaluate, tokens, maps), each skipped when its artifact exists."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import Progress
+
+from bertsecrets.errors import UserError
+from ingest import metrics
+from ingest.encode import encode, token_rows
+from ingest.extract import extract_maps
+from ingest.models import load_classifier, load_tokenizer, quiet_transformers
+from ingest.pipeline import ROLES, SETUPS, Plan, new_record
+from ingest.progress import fmt_seconds
+from ingest.train import TrainSettings, fine_tune, pick_device, predict
+from store import Store
+from store.maps import storage_bytes
+from store.store import utcnow
+
+
+class Work:
+    """Does the runs of one plan, writing each artifact to the store as it is made."""
+
+    def __init__(self, store: Store, plan: Plan, console: Console, version: str) -> None:
+        self.store, self.plan, self.console, self.version = store, plan, console, version
+        self.progress: Progress | None = None
+        quiet_transformers()
+        self.device = pick_device(plan.settings.device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise UserError("--device cuda: no CUDA GPU is available here; use --device cpu or auto")
+        self.tokenizer = load_tokenizer(plan.model.path)
+        s = plan.settings
+        self.train_data = encode(self.tokenizer, plan.data.train, s.max_length)
+        self.dev_data = encode(self.tokenizer, plan.data.dev, s.max_length, keep_encodings=True)
+
+    # -- helpers ---------------------------------------------------------
+
+    def _bar(self, description: str, total: int, done: int = 0) -> Any:
+        assert self.progress is not None
+        return self.progress.add_task(description, total=total, completed=done, info="")
+
+    def _advance(self, bar: Any, n: int = 1, **fields: Any) -> None:
+        assert self.progress is not None
+        self.progress.update(bar, advance=n, **fields)
+
+    def _save(self, record: dict[str, Any], **changes: Any) -> None:
+        record.update(changes)
+        self.store.save_run(record)
+
+    def _say(self, text: str) -> None:
+        self.console.print(f"  [green]✓[/] {text}")
+
+    # -- one run ---------------------------------------------------------
+
+    def run(self, setup: str) -> None:
+        plan, store = self.plan, self.store
+        run_id = plan.run_ids[setup]
+        with store.lock(run_id, f"run {run_id} ({plan.task.name}, {setup})"):
+            record = store.run(run_id) or new_record(plan, setup, self.version, self.device.type)
+            resumed = record.get("stage") not in (None, "start")
+            self.console.print(
+                f"[bold]{SETUPS[setup]}[/] (run {run_id})" + (" [yellow]resuming[/]" if resumed else "")
+            )
+            self._save(record, status="running", error=None, device=self.device.type, code_version=self.version)
+            try:
+                model = self._model(setup, record)
+                self._evaluate(setup, record, model)
+                if setup == "finetuned":
+                    self._tokens(record)
+                    for role in ROLES:
+                        self._maps(role, record, model)
+                self._save(record, status="done", stage="done", finished_at=utcnow())
+            except KeyboardInterrupt:
+                self._save(record, status="interrupted")
+                raise
+            except Exception as exc:
+                self._save(record, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+                raise
+
+    def _model(self, setup: str, record: dict[str, Any]) -> torch.nn.Module:
+        """The run's classifier: fine-tuned (trained now, or read back from the store) or untrained."""
+        plan, store, s = self.plan, self.store, self.plan.settings
+        task = plan.task
+        regression = task.label_kind == "regression"
+        if setup == "no_finetuning":
+            return load_classifier(plan.model.path, task.num_labels, regression, seed=s.seed)
+        run_id = plan.run_ids[setup]
+        folder = store.model_dir(run_id)
+        if store.has_model(run_id):
+            from transformers import AutoModelForSequenceClassification
+
+            return AutoModelForSequenceClassification.from_pretrained(str(folder))
+        model = load_classifier(plan.model.path, task.num_labels, regression, random_init=setup == "random_init", seed=s.seed)
+        settings = TrainSettings(
+            learning_rate=plan.learning_rate, batch_size=s.batch_size, epochs=s.epochs,
+            warmup_ratio=s.warmup_ratio, weight_decay=s.weight_decay, seed=s.seed,
+        )
+        checkpoint = store.checkpoint_path(run_id)
+        total = settings.steps_per_epoch(len(self.train_data)) * settings.epochs
+        bar = self._bar(f"fine-tuning ({setup})", total)
+        per_epoch = settings.steps_per_epoch(len(self.train_data))
+        self._save(record, stage="training")
+
+        def on_step(done: int, total: int, loss: float) -> None:
+            epoch = min(settings.epochs, (done - 1) // per_epoch + 1) if done else 1
+            self.progress.update(bar, completed=done, info=f"epoch {epoch}/{settings.epochs} loss {loss:.3f}")
+
+        result = fine_tune(model, self.train_data, plan.data.train.labels, settings, self.device, checkpoint, on_step)
+        with store.staging(folder) as tmp:
+            model.save_pretrained(str(tmp), safe_serialization=True)
+            self.tokenizer.save_pretrained(str(tmp))
+        store.catalog.write("train_log", run_id, [{"run_id": run_id, **row} for row in result.log])
+        checkpoint.unlink(missing_ok=True)
+        self._save(record, train_seconds=result.seconds)
+        resumed = f", resumed at step {result.resumed_from_step}" if result.resumed_from_step else ""
+        self._say(f"fine-tuned: {total} steps in {fmt_seconds(result.seconds)}{resumed}; weights in the store")
+        return model
+
+    def _evaluate(self, setup: str, record: dict[str, Any], model: torch.nn.Module) -> None:
+        plan, store = self.plan, self.store
+        run_id, task = plan.run_ids[setup], plan.task
+        if store.catalog.has_part("examples", run_id) and record.get("metrics_json"):
+            return
+        self._save(record, stage="evaluating")
+        bar = self._bar(f"evaluating ({setup})", len(self.dev_data))
+        started = time.perf_counter()
+        model.set_attn_implementation("sdpa")
+        logits = predict(model, self.dev_data, self.device, plan.settings.eval_batch_size,
+                         on_batch=lambda n: self._advance(bar, n))
+        seconds = time.perf_counter() - started
+        labels = plan.data.dev.labels
+        preds = metrics.predictions(task, logits)
+        scores = metrics.compute(task, preds, labels)
+        correct = metrics.correct(task, preds, labels)
+        dev = plan.data.dev
+        rows = [
+            {
+                "run_id": run_id, "example": i, "text_a": dev.texts_a[i],
+                "text_b": None if dev.texts_b is None else dev.texts_b[i],
+                "label": float(labels[i]), "n_tokens": int(self.dev_data.lengths[i]),
+                "prediction": float(preds[i]), "correct": None if correct is None else bool(correct[i]),
+            }
+            for i in range(len(dev))
+        ]
+        store.catalog.write("examples", run_id, rows)
+        self._save(record, eval_seconds=seconds, metrics_json=_json(scores), **{k: scores.get(k) for k in ("accuracy", "f1", "pearson", "spearman")})
+        shown = ", ".join(f"{k} {100 * v:.1f}" if v is not None else f"{k} -" for k, v in scores.items())
+        self._say(f"dev {shown} ({len(dev)} examples, {fmt_seconds(seconds)})")
+
+    def _tokens(self, record: dict[str, Any]) -> None:
+        plan = self.plan
+        run_id = plan.run_ids["finetuned"]
+        if not self.store.catalog.has_part("tokens", run_id):
+            self.store.catalog.write("tokens", run_id, token_rows(run_id, self.tokenizer, self.dev_data, plan.n_maps))
+
+    def _maps(self, role: str, record: dict[str, Any], finetuned: torch.nn.Module) -> None:
+        plan, store, s = self.plan, self.store, self.plan.settings
+        run_id, map_id = plan.run_ids["finetuned"], plan.map_ids[role]
+        part = plan.map_part(role)
+        existing = store.catalog.read_part("maps", part)
+        if existing is not None and existing.num_rows and existing["status"][0].as_py() == "done":
+            return
+        self._save(record, stage=f"maps:{role}")
+        n = plan.n_maps
+        lengths = self.dev_data.lengths[:n]
+        writer = store.map_writer(
+            map_id, lengths=lengths, n_layers=plan.model.n_layers, n_heads=plan.model.n_heads, precision=s.precision,
+            attrs={"run_id": run_id, "role": role, "task": plan.task.name, "model": plan.model.used,
+                   "model_revision": plan.model.revision, "dev_examples": f"the first {n} of the dev split, in order"},
+        )
+        row = {"map_id": map_id, "run_id": run_id, "role": role, "n_examples": n, "n_layers": plan.model.n_layers,
+               "n_heads": plan.model.n_heads, "precision": s.precision, "n_values": writer.n_values(),
+               "status": "running", "created_at": utcnow()}
+        if not writer.complete:
+            store.catalog.write("maps", part, [row])
+            model = finetuned
+            if role == "pretrained":
+                model = load_classifier(plan.model.path, plan.task.num_labels, plan.task.label_kind == "regression", seed=s.seed)
+            already = int(writer.done.sum())
+            bar = self._bar(f"maps ({role})", n, already)
+            started = time.perf_counter()
+            extract_maps(model, self.dev_data, writer, self.device, s.extract_batch_size,
+                         on_batch=lambda k: self._advance(bar, k))
+            row["extract_seconds"] = time.perf_counter() - started
+            if role == "pretrained":
+                del model
+        size = storage_bytes(store.maps_path(map_id))
+        store.catalog.write("maps", part, [{**row, "status": "done", "bytes": size}])
+        self._say(
+            f"{role} maps: {n} examples x {plan.model.n_layers * plan.model.n_heads} heads, "
+            f"{size / 1e6:.1f} MB ({size / max(writer.n_values(), 1):.2f} bytes a value)"
+        )
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)

@@ -1,0 +1,11 @@
+"""The artifact store: attention maps in Zarr, metadata in Parquet behind DuckDB views.
+
+Only this package knows the on-disk layout. It never imports torch or Textual,
+so the TUI and the SQL command start fast.
+"""
+
+from store.errors import StoreError, StoreCorrupt, NotAStore
+from store.keys import content_key
+from store.store import Store
+
+__all__ = ["Store", "StoreError", "StoreCorrupt", "NotAStore", "content_key"]

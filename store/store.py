@@ -1,0 +1,255 @@
+"""The store: one folder holding runs, weights, attention maps and the catalog.
+
+    <root>/bertsecrets-store.json        marker: format and version
+    <root>/catalog.duckdb                views for any DuckDB client (rebuilt when stale)
+    <root>/tables/<table>/<part>.parquet the catalog's rows (see store.catalog)
+    <root>/runs/<run_id>/model/          fine-tuned weights (safetensors), config, tokenizer
+    <root>/runs/<run_id>/checkpoint.pt   training state while a run trains
+    <root>/maps/<map_id>.zarr/           attention maps (see store.maps)
+    <root>/locks/                        one lock file per run being written
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import duckdb
+
+from store.catalog import Catalog
+from store.errors import NotAStore, StoreCorrupt, StoreError
+from store.maps import MapReader, MapWriter
+from store.schema import SCHEMA_VERSION
+
+MARKER = "bertsecrets-store.json"
+FORMAT = "bertsecrets-store"
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Store:
+    """A bertsecrets store at ``root``; open it with :meth:`open` or :meth:`create`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.catalog = Catalog(root)
+
+    # -- opening -----------------------------------------------------------
+
+    @classmethod
+    def open(cls, root: str | os.PathLike) -> "Store":
+        """Open an existing store; a missing or foreign folder is an error."""
+        root = Path(root).expanduser().absolute()
+        if not root.exists():
+            raise NotAStore(f"no store at {root}: run `bertsecrets ingest <task>` first, or pass --store PATH")
+        cls._read_marker(root)
+        return cls(root)
+
+    @classmethod
+    def create(cls, root: str | os.PathLike) -> "Store":
+        """Open a store for writing, creating it when the folder is missing or empty."""
+        root = Path(root).expanduser().absolute()
+        if root.exists() and not root.is_dir():
+            raise NotAStore(f"{root} is a file, not a store folder: pass --store PATH to a folder")
+        if root.is_dir() and any(root.iterdir()):
+            cls._read_marker(root)
+        else:
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the store at {root}: {exc.strerror}") from exc
+            marker = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "created": utcnow().isoformat()}
+            _write_text_atomic(root / MARKER, json.dumps(marker, indent=2))
+        store = cls(root)
+        store.catalog.ensure_tables()
+        store.refresh_duckdb_file()
+        return store
+
+    @staticmethod
+    def _read_marker(root: Path) -> dict[str, Any]:
+        path = root / MARKER
+        if not path.exists():
+            raise NotAStore(
+                f"{root} is not a bertsecrets store (no {MARKER}): pass --store PATH to a store, or to a new or empty folder"
+            )
+        try:
+            marker = json.loads(path.read_text())
+            assert marker.get("format") == FORMAT
+        except Exception as exc:
+            raise StoreCorrupt(f"{path} is damaged: it does not describe a bertsecrets store") from exc
+        if marker.get("schema_version", 0) > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store at {root} was written by a newer bertsecrets (schema {marker['schema_version']}); upgrade bertsecrets"
+            )
+        return marker
+
+    # -- the external DuckDB file -------------------------------------------
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.root / "catalog.duckdb"
+
+    def refresh_duckdb_file(self) -> None:
+        """(Re)write catalog.duckdb: the catalog's views, for any DuckDB client.
+
+        It holds views only (the rows stay in Parquet), so replacing it never
+        loses data; it is rebuilt when missing, moved, or from an older schema.
+        """
+        stamp = {"root": str(self.root), "tables": self.catalog.view_sql()}
+        stamp_path = self.root / "catalog.duckdb.json"
+        try:
+            if self.duckdb_path.exists() and json.loads(stamp_path.read_text()) == stamp:
+                return
+        except (OSError, ValueError):
+            pass
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-catalog-", suffix=".duckdb")
+        os.close(fd)
+        os.unlink(tmp)  # DuckDB wants to create the file itself
+        try:
+            con = duckdb.connect(tmp)
+            for statement in stamp["tables"]:
+                con.execute(statement)
+            con.close()
+            os.replace(tmp, self.duckdb_path)
+            Path(tmp + ".wal").unlink(missing_ok=True)
+            _write_text_atomic(stamp_path, json.dumps(stamp))
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    # -- queries -----------------------------------------------------------
+
+    def query(self, sql: str, params: list[Any] | None = None):
+        """Read-only SQL over the catalog; an Arrow table."""
+        return self.catalog.query(sql, params)
+
+    def rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        return self.catalog.rows(sql, params)
+
+    # -- runs --------------------------------------------------------------
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        table = self.catalog.read_part("runs", run_id)
+        if table is None or table.num_rows == 0:
+            return None
+        return table.to_pylist()[0]
+
+    def save_run(self, record: dict[str, Any]) -> None:
+        self.catalog.write("runs", record["run_id"], [record])
+
+    def runs(self) -> list[dict[str, Any]]:
+        return self.rows("SELECT * FROM runs ORDER BY started_at")
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / "runs" / run_id
+
+    def model_dir(self, run_id: str) -> Path:
+        """Where a run's fine-tuned weights live (a Hugging Face model folder)."""
+        return self.run_dir(run_id) / "model"
+
+    def has_model(self, run_id: str) -> bool:
+        folder = self.model_dir(run_id)
+        return (folder / "config.json").exists() and any(folder.glob("*.safetensors"))
+
+    def checkpoint_path(self, run_id: str) -> Path:
+        path = self.run_dir(run_id) / "checkpoint.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @contextlib.contextmanager
+    def staging(self, final: Path) -> Iterator[Path]:
+        """A temporary folder beside ``final`` that replaces it when the block succeeds."""
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".tmp-{final.name}-"))
+        try:
+            yield tmp
+            if final.exists():
+                old = final.with_name(f".old-{final.name}-{os.getpid()}")
+                os.replace(final, old)
+                os.replace(tmp, final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def clean_staging(self, folder: Path) -> int:
+        """Remove leftovers of interrupted atomic writes in ``folder``; how many."""
+        count = 0
+        if folder.is_dir():
+            for p in folder.glob(".tmp-*"):
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+                count += 1
+            for p in folder.glob(".old-*"):
+                shutil.rmtree(p, ignore_errors=True)
+                count += 1
+        return count
+
+    # -- maps --------------------------------------------------------------
+
+    def maps_path(self, map_id: str) -> Path:
+        return self.root / "maps" / f"{map_id}.zarr"
+
+    def map_writer(self, map_id: str, **kwargs: Any) -> MapWriter:
+        path = self.maps_path(map_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return MapWriter(path, path.with_suffix(".progress.json"), **kwargs)
+
+    def maps(self, run_id: str, role: str) -> MapReader:
+        """The finished maps of a run's pretrained or fine-tuned model."""
+        rows = self.rows(
+            "SELECT map_id FROM maps WHERE run_id = ? AND role = ? AND status = 'done'", [run_id, role]
+        )
+        if not rows:
+            raise StoreError(f"run {run_id} has no finished {role} maps: run `bertsecrets ingest` for its task")
+        return MapReader(self.maps_path(rows[0]["map_id"]))
+
+    def map_set(self, map_id: str) -> MapReader:
+        return MapReader(self.maps_path(map_id))
+
+    # -- locks -------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self, name: str, what: str) -> Iterator[None]:
+        """Hold an exclusive lock for ``name``; a second writer gets a clear error.
+
+        The lock is the kernel's (flock): a killed process releases it.
+        """
+        folder = self.root / "locks"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{name}.lock"
+        with open(path, "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                raise StoreError(f"{what} is being written by {holder}; wait for it to finish or stop it") from exc
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"bertsecrets pid {os.getpid()}")
+            fh.flush()
+            try:
+                yield
+            finally:
+                fh.seek(0)
+                fh.truncate()
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".tmp-{path.name}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
