@@ -17,6 +17,7 @@ Torch is imported only once there is work to do.
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 from dataclasses import asdict, dataclass, field
@@ -46,6 +47,12 @@ ROLES = ("pretrained", "finetuned")
 #: Bumped when a change to training or extraction changes their results.
 TRAIN_VERSION = 1
 MAPS_VERSION = 1
+
+#: Steps that run after the runs, in order: modules with ``NAME``,
+#: ``done(store, plan) -> bool`` (cheap, no torch) and
+#: ``run(store, plan, console, progress)``. Each caches its results in the store
+#: like the maps, so a finished ingest skips them too.
+POST_STEPS: list[str] = []
 
 
 @dataclass
@@ -195,7 +202,8 @@ def ingest(settings: IngestSettings, console: Console | None = None) -> Plan:
     task, data, model = plan.task, plan.data, plan.model
     if model.notice:
         console.print(f"[yellow]note:[/] {model.notice}")
-    if all(run_done(store, plan, setup) for setup in settings.setups):
+    post = [importlib.import_module(name) for name in POST_STEPS]
+    if all(run_done(store, plan, setup) for setup in settings.setups) and all(m.done(store, plan) for m in post):
         console.print(
             f"nothing to do: {task.title} with {model.used} (seed {settings.seed}) is already in the store at {store.root}"
         )
@@ -222,6 +230,9 @@ def ingest(settings: IngestSettings, console: Console | None = None) -> Plan:
         for setup in ("finetuned", "no_finetuning", "random_init"):
             if setup in settings.setups and not run_done(store, plan, setup):
                 work.run(setup)
+        for module in post:
+            if not module.done(store, plan):
+                module.run(store, plan, console, progress)
     print_table1(console, store, plan)
     return plan
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -12,7 +13,7 @@ from rich.progress import Progress
 
 from bertsecrets.errors import UserError
 from ingest import metrics
-from ingest.encode import encode, token_rows
+from ingest.encode import Encoded, encode, token_rows
 from ingest.extract import extract_maps
 from ingest.models import load_classifier, load_tokenizer, quiet_transformers
 from ingest.pipeline import ROLES, SETUPS, Plan, new_record
@@ -34,9 +35,14 @@ class Work:
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise UserError("--device cuda: no CUDA GPU is available here; use --device cpu or auto")
         self.tokenizer = load_tokenizer(plan.model.path)
-        s = plan.settings
-        self.train_data = encode(self.tokenizer, plan.data.train, s.max_length)
-        self.dev_data = encode(self.tokenizer, plan.data.dev, s.max_length, keep_encodings=True)
+
+    @cached_property
+    def train_data(self) -> Encoded:
+        return encode(self.tokenizer, self.plan.data.train, self.plan.settings.max_length)
+
+    @cached_property
+    def dev_data(self) -> Encoded:
+        return encode(self.tokenizer, self.plan.data.dev, self.plan.settings.max_length, keep_encodings=True)
 
     # -- helpers ---------------------------------------------------------
 

@@ -109,6 +109,181 @@ TRAIN_LOG = pa.schema(
     ]
 )
 
+LABELS = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("role", pa.string()),  # pretrained | finetuned
+        ("example", pa.int64()),
+        ("layer", pa.int32()),  # 0-indexed as stored; shown 1-indexed
+        ("head", pa.int32()),
+        ("label", pa.string()),  # one of store.labels.PATTERN_CLASSES
+        ("labeller", pa.string()),
+        ("labelled_at", pa.timestamp("us", tz="UTC")),
+        ("note", pa.string()),
+    ]
+)
+
+# -- the analyses (paper sections 4.1-4.5); layers and heads 0-indexed -------------
+
+HEAD_STATS = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("role", pa.string()),  # pretrained | finetuned
+        ("layer", pa.int32()),
+        ("head", pa.int32()),
+        ("n_examples", pa.int64()),
+        ("entropy", pa.float64()),  # mean over queries and inputs, in nats
+        ("attn_cls", pa.float64()),  # mean attention a query gives [CLS]
+        ("attn_sep", pa.float64()),  # ... the [SEP] tokens
+        ("attn_punct", pa.float64()),  # ... punctuation
+        ("attn_self", pa.float64()),  # ... itself
+        ("attn_prev", pa.float64()),  # ... the previous token
+        ("attn_next", pa.float64()),  # ... the next token
+        ("attn_distance", pa.float64()),  # mean |query - key| weighted by attention
+    ]
+)
+
+FEATURE_ATTENTION = pa.schema(  # Fig. 6: column sum / L, max over tokens of the type, mean over inputs
+    [
+        ("run_id", pa.string()),
+        ("role", pa.string()),
+        ("layer", pa.int32()),
+        ("head", pa.int32()),
+        ("feature", pa.string()),  # noun | verb | pronoun | subject | object | negation | cls | sep
+        ("value", pa.float64()),
+        ("n_examples", pa.int64()),  # inputs that have the type
+    ]
+)
+
+CLS_ATTENTION = pa.schema(  # Fig. 7: where [CLS] attends, per layer, over the feature types
+    [
+        ("run_id", pa.string()),
+        ("role", pa.string()),
+        ("layer", pa.int32()),
+        ("feature", pa.string()),
+        ("value", pa.float64()),
+        ("n_examples", pa.int64()),
+    ]
+)
+
+HEAD_CHANGE = pa.schema(  # Fig. 5: cosine of the cropped maps, pretrained vs fine-tuned
+    [
+        ("run_id", pa.string()),
+        ("layer", pa.int32()),
+        ("head", pa.int32()),
+        ("cosine_mean", pa.float64()),
+        ("cosine_std", pa.float64()),
+        ("n_examples", pa.int64()),
+    ]
+)
+
+MAP_CLASSES = pa.schema(  # Fig. 2: one row per map and labeller kind
+    [
+        ("run_id", pa.string()),
+        ("role", pa.string()),
+        ("example", pa.int64()),
+        ("layer", pa.int32()),
+        ("head", pa.int32()),
+        ("source", pa.string()),  # rules | classifier
+        ("label", pa.string()),  # one of store.labels.PATTERN_CLASSES
+        ("confidence", pa.float64()),
+    ]
+)
+
+CLASS_SHARES = pa.schema(  # the share of each class per head (the task-level share is an AVG over heads)
+    [
+        ("run_id", pa.string()),
+        ("role", pa.string()),
+        ("layer", pa.int32()),
+        ("head", pa.int32()),
+        ("source", pa.string()),  # rules | classifier
+        ("label", pa.string()),
+        ("share", pa.float64()),
+        ("n_maps", pa.int64()),
+    ]
+)
+
+RELATION_HEADS = pa.schema(  # Fig. 3: max attention over a relation's pairs, mean over sentences
+    [
+        ("run_id", pa.string()),
+        ("role", pa.string()),
+        ("source", pa.string()),  # spacy | jsonl | framenet
+        ("relation", pa.string()),  # e.g. verb-subject (direction: from the first to the second)
+        ("layer", pa.int32()),
+        ("head", pa.int32()),
+        ("score", pa.float64()),
+        ("n_sentences", pa.int64()),
+        ("flagged", pa.bool_()),  # above the 99th percentile of all heads for this relation
+    ]
+)
+
+CLASSIFIERS = pa.schema(  # the pattern classifiers trained, with their cross-validated scores
+    [
+        ("run_id", pa.string()),
+        ("kind", pa.string()),  # cnn | sklearn
+        ("trained_on", pa.string()),  # person | rules
+        ("n_maps", pa.int64()),
+        ("cv_macro_f1", pa.float64()),
+        ("cv_folds", pa.int32()),
+        ("settings_json", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+# -- disabling heads and layers (paper section 4.6) -----------------------------------
+
+ABLATION = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("kind", pa.string()),  # baseline | head | layer
+        ("layer", pa.int32()),  # NULL for the baseline
+        ("head", pa.int32()),  # NULL for the baseline and whole layers
+        ("metric", pa.string()),  # the task's metric (one row per metric)
+        ("value", pa.float64()),
+        ("delta", pa.float64()),  # value - baseline
+        ("ci_low", pa.float64()),  # 95% paired bootstrap interval of delta over dev examples
+        ("ci_high", pa.float64()),
+        ("changed", pa.int64()),  # predictions that differ from the baseline's
+        ("n_examples", pa.int64()),
+    ]
+)
+
+ABLATION_SEEDS = pa.schema(  # the same configurations across fine-tuning seeds
+    [
+        ("experiment_id", pa.string()),
+        ("task", pa.string()),
+        ("kind", pa.string()),
+        ("layer", pa.int32()),
+        ("head", pa.int32()),
+        ("metric", pa.string()),
+        ("mean", pa.float64()),
+        ("std", pa.float64()),
+        ("delta_mean", pa.float64()),
+        ("delta_std", pa.float64()),
+        ("n_seeds", pa.int32()),
+    ]
+)
+
+HEAD_IMPORTANCE = pa.schema(  # Michel et al. 2019: |d loss / d gate| summed over the dev set
+    [
+        ("run_id", pa.string()),
+        ("layer", pa.int32()),
+        ("head", pa.int32()),
+        ("importance", pa.float64()),
+        ("rank", pa.int32()),  # 1 = most important
+    ]
+)
+
+PRUNING = pa.schema(  # disable the least important heads first
+    [
+        ("run_id", pa.string()),
+        ("fraction", pa.float64()),
+        ("n_disabled", pa.int32()),
+        ("metric", pa.string()),
+        ("value", pa.float64()),
+    ]
+)
+
 #: table name -> schema. Later analyses register their tables here too.
 TABLES: dict[str, pa.Schema] = {
     "runs": RUNS,
@@ -116,4 +291,17 @@ TABLES: dict[str, pa.Schema] = {
     "tokens": TOKENS,
     "maps": MAPS,
     "train_log": TRAIN_LOG,
+    "labels": LABELS,
+    "head_stats": HEAD_STATS,
+    "feature_attention": FEATURE_ATTENTION,
+    "cls_attention": CLS_ATTENTION,
+    "head_change": HEAD_CHANGE,
+    "map_classes": MAP_CLASSES,
+    "class_shares": CLASS_SHARES,
+    "relation_heads": RELATION_HEADS,
+    "classifiers": CLASSIFIERS,
+    "ablation": ABLATION,
+    "ablation_seeds": ABLATION_SEEDS,
+    "head_importance": HEAD_IMPORTANCE,
+    "pruning": PRUNING,
 }

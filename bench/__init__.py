@@ -1,0 +1,1 @@
+"""Benchmarks: each module ``bench/bench_<name>.py`` has ``main(argv) -> int``."""

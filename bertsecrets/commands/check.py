@@ -1,0 +1,32 @@
+"""`bertsecrets check`: verify that the store and its catalog agree, naming what is wrong."""
+
+from __future__ import annotations
+
+import argparse
+
+from bertsecrets import config
+from bertsecrets.commands import console, store_arg
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("check", help="verify that the store and its catalog agree, naming what is wrong")
+    store_arg(p)
+    p.add_argument("--deep", action="store_true", help="also read every stored map and check its rows sum to 1")
+
+
+def run(args: argparse.Namespace) -> int:
+    from store import Store
+    from store.check import check_store
+
+    out = console()
+    store = Store.open(config.store_path(args.store))
+    problems, notes = check_store(store, deep=args.deep)
+    for note in notes:
+        out.print(f"[dim]{note}[/]", highlight=False)
+    if problems:
+        for problem in problems:
+            out.print(f"[red]✗[/] {problem}", highlight=False)
+        out.print(f"{len(problems)} problem(s) in {store.root}")
+        return 1
+    out.print(f"[green]✓[/] store and catalog agree ({store.root})")
+    return 0

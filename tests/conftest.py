@@ -1,0 +1,97 @@
+"""Shared fixtures: a tiny random BERT, a tiny MRPC-shaped GLUE folder, and a store built from them."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+REAL_GLUE = REPO.parent / "shared" / "data" / "glue"
+
+NOUNS = ["cat", "dog", "bank", "company", "report", "market", "court", "teacher", "city", "share"]
+VERBS = ["saw", "bought", "sold", "liked", "found", "approved", "rejected", "visited"]
+PRONOUNS = ["he", "she", "they", "it"]
+
+
+def _sentence(rng: random.Random) -> str:
+    subject = rng.choice(["The " + rng.choice(NOUNS), rng.choice(PRONOUNS).capitalize()])
+    negation = rng.choice(["", "", " did not", " never", " didn't"])
+    verb = rng.choice(VERBS)
+    if negation.strip():
+        verb = {"saw": "see", "bought": "buy", "sold": "sell", "liked": "like", "found": "find",
+                "approved": "approve", "rejected": "reject", "visited": "visit"}[verb]
+    tail = rng.choice(["", " yesterday", " in the city", " because it was cheap"])
+    return f"{subject}{negation} {verb} the {rng.choice(NOUNS)}{tail}."
+
+
+def write_mrpc(folder: Path, n_train: int, n_dev: int, seed: int = 0) -> Path:
+    """A GLUE-layout MRPC folder of synthetic pairs (header, BOM in train.tsv, quotes in fields)."""
+    rng = random.Random(seed)
+    task = folder / "MRPC"
+    task.mkdir(parents=True, exist_ok=True)
+    for name, n, bom in (("train.tsv", n_train, True), ("dev.tsv", n_dev, False)):
+        lines = ["Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"]
+        for i in range(n):
+            a = _sentence(rng)
+            same = rng.random() < 0.6
+            b = a.replace(".", " , \"they said\".") if same else _sentence(rng)
+            lines.append(f"{int(same)}\t{1000 + i}\t{2000 + i}\t{a}\t{b}")
+        text = "\n".join(lines) + "\n"
+        (task / name).write_text(("\ufeff" if bom else "") + text, encoding="utf-8")
+    return folder
+
+
+def write_tiny_bert(folder: Path, layers: int = 3, heads: int = 4, hidden: int = 32, seed: int = 0) -> Path:
+    """A randomly initialised BERT with the bundled uncased tokenizer (same vocabulary as bert-base)."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from ingest.models import bundled_path
+
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=30522, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+        intermediate_size=2 * hidden, max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(str(folder), safe_serialization=True)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(bundled_path() / name, folder / name)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    return write_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_glue(tmp_path_factory) -> Path:
+    return write_mrpc(tmp_path_factory.mktemp("glue"), n_train=48, n_dev=24)
+
+
+TINY_INGEST = dict(epochs=1, batch_size=16, max_examples=12, eval_batch_size=16, extract_batch_size=8)
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory, tiny_bert, tiny_glue):
+    """A store holding a full tiny ingest of the synthetic MRPC (three set-ups, maps, analyses)."""
+    from rich.console import Console
+
+    from ingest.pipeline import IngestSettings, ingest
+    from store import Store
+
+    root = tmp_path_factory.mktemp("store") / "store"
+    settings = IngestSettings(task="mrpc", model=str(tiny_bert), data_dir=str(tiny_glue), store=str(root), **TINY_INGEST)
+    plan = ingest(settings, Console(file=open(os.devnull, "w")))
+    return Store.open(root), plan
+
+
+@pytest.fixture
+def real_glue() -> Path:
+    if not (REAL_GLUE / "MRPC" / "dev.tsv").exists():
+        pytest.skip(f"the real GLUE data is not at {REAL_GLUE} (../shared/data/glue beside the checkout)")
+    return REAL_GLUE
