@@ -18,7 +18,9 @@ def available() -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    names = [a for a in argv if not a.startswith("-")] or available()
+    # `python -m bench extract tui --repeats 1`: names first, then options for every benchmark.
+    first_option = next((i for i, a in enumerate(argv) if a.startswith("-")), len(argv))
+    names, options = argv[:first_option] or available(), argv[first_option:]
     unknown = [n for n in names if n not in available()]
     if unknown:
         print(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(available())}", file=sys.stderr)
@@ -27,7 +29,7 @@ def main(argv: list[str]) -> int:
     for name in names:
         module = importlib.import_module(f"bench.bench_{name}")
         print(f"\n== {name} ==", flush=True)
-        failed += int(module.main([a for a in argv if a.startswith("-")]) != 0)
+        failed += int(module.main(options) != 0)
     return 1 if failed else 0
 
 

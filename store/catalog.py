@@ -35,7 +35,8 @@ def _quote(path: Path) -> str:
 def write_parquet_atomic(table: pa.Table, path: Path) -> None:
     """Write ``table`` to ``path`` so that readers see the old file or the new one, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".parquet")
+    # Not *.parquet: the views' globs must never see a half-written file.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
     os.close(fd)
     try:
         pq.write_table(table, tmp, compression="zstd")
@@ -111,38 +112,55 @@ class Catalog:
 
     # -- reading ---------------------------------------------------------
 
+    def _view(self, name: str) -> tuple[str, bool]:
+        """CREATE VIEW for one table, and whether it is the empty stand-in (no parts on disk yet)."""
+        folder = self.tables_dir / name
+        if any(folder.glob("*.parquet")):
+            source = f"read_parquet({_quote(folder / '*.parquet')}, union_by_name = true)"
+            empty = False
+        else:
+            # A store from before this table existed: an empty, typed view until a part appears.
+            columns = ", ".join(f"CAST(NULL AS {_duck_type(f.type)}) AS {f.name}" for f in TABLES[name])
+            source = f"(SELECT {columns} LIMIT 0)"
+            empty = True
+        return f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {source}", empty
+
     def view_sql(self) -> list[str]:
         """CREATE VIEW statements for every table, with absolute paths to the parts."""
-        statements = []
-        for name, schema in TABLES.items():
-            folder = self.tables_dir / name
-            if any(folder.glob("*.parquet")):
-                source = f"read_parquet({_quote(folder / '*.parquet')}, union_by_name = true)"
-            else:
-                # A store from before this table existed: an empty, typed view.
-                columns = ", ".join(
-                    f"CAST(NULL AS {_duck_type(f.type)}) AS {f.name}" for f in schema
-                )
-                source = f"(SELECT {columns} LIMIT 0)"
-            statements.append(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {source}")
-        return statements
+        return [self._view(name)[0] for name in TABLES]
 
     def connect(self) -> duckdb.DuckDBPyConnection:
-        """A new in-memory DuckDB connection with the catalog's views (one per thread)."""
+        """A new in-memory DuckDB connection with the catalog's views.
+
+        The views' globs are expanded at every query, so rows written later are
+        seen without reconnecting. Connections are not thread-safe: one per thread.
+        """
+        return self._connect(set())
+
+    def _connect(self, empty: set[str]) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(":memory:")
-        for statement in self.view_sql():
-            con.execute(statement)
+        for name in TABLES:
+            self._create_view(con, name, empty)
         return con
+
+    def _create_view(self, con: duckdb.DuckDBPyConnection, name: str, empty: set[str]) -> None:
+        statement, is_empty = self._view(name)
+        try:
+            con.execute(statement)
+        except duckdb.Error as exc:
+            raise StoreCorrupt(f"catalog table {name} is unreadable: {_one_line(exc)}; run `bertsecrets check`") from exc
+        (empty.add if is_empty else empty.discard)(name)
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         con = getattr(self._local, "con", None)
         if con is None:
-            con = self.connect()
-            self._local.con = con
+            self._local.empty = set()
+            con = self._local.con = self._connect(self._local.empty)
         else:
-            # New tables may have gained their first part since the views were made.
-            for statement in self.view_sql():
-                con.execute(statement)
+            # A table that had no parts when the views were made gets its real view once it has.
+            for name in list(self._local.empty):
+                if any((self.tables_dir / name).glob("*.parquet")):
+                    self._create_view(con, name, self._local.empty)
         return con
 
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
@@ -170,7 +188,7 @@ class Catalog:
                 con.execute(statement).fetchall()
             relation = con.sql(statements[-1].query, params=params if len(statements) == 1 else None)
             table = relation.to_arrow_table() if relation is not None else pa.table({})
-        except duckdb.IOException as exc:
+        except (duckdb.IOException, duckdb.InvalidInputException) as exc:
             raise StoreCorrupt(f"catalog unreadable: {_one_line(exc)}; run `bertsecrets check`") from exc
         except duckdb.Error as exc:
             raise SQLError(f"SQL error: {_one_line(exc)}") from exc

@@ -22,10 +22,10 @@ def run(args: argparse.Namespace) -> int:
     store = Store.open(config.store_path(args.store))
     problems, notes = check_store(store, deep=args.deep)
     for note in notes:
-        out.print(f"[dim]{note}[/]", highlight=False)
+        out.print(f"[dim]{note}[/]", highlight=False, soft_wrap=True)
     if problems:
         for problem in problems:
-            out.print(f"[red]✗[/] {problem}", highlight=False)
+            out.print(f"[red]✗[/] {problem}", highlight=False, soft_wrap=True)
         out.print(f"{len(problems)} problem(s) in {store.root}")
         return 1
     out.print(f"[green]✓[/] store and catalog agree ({store.root})")
