@@ -207,3 +207,34 @@ def load_classifier(path: Path, num_labels: int, regression: bool, random_init: 
     if random_init:
         return AutoModelForSequenceClassification.from_config(cfg)
     return AutoModelForSequenceClassification.from_pretrained(str(path), config=cfg)
+
+
+#: Sizes for random BERTs (tests, benchmarks): bert-base's own config, and a tiny one.
+RANDOM_SIZES = {
+    "base": dict(num_hidden_layers=12, num_attention_heads=12, hidden_size=768, intermediate_size=3072),
+    "tiny": dict(num_hidden_layers=3, num_attention_heads=4, hidden_size=32, intermediate_size=64,
+                 max_position_embeddings=128),
+}
+
+
+def write_random_bert(folder: Path, size: str = "tiny", seed: int = 0, tokenizer: Path | None = None, **overrides: Any) -> Path:
+    """A BERT with random weights and an uncased WordPiece tokenizer, as a model folder.
+
+    The tokenizer files come from ``tokenizer`` (default: the bundled model's,
+    which has bert-base-uncased's vocabulary).
+    """
+    import shutil
+
+    import torch
+    from transformers import BertConfig, BertModel
+
+    quiet_transformers()
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=30522, **{**RANDOM_SIZES[size], **overrides})
+    folder.mkdir(parents=True, exist_ok=True)
+    BertModel(config).save_pretrained(str(folder), safe_serialization=True)
+    source = tokenizer or bundled_path()
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (source / name).exists():
+            shutil.copy(source / name, folder / name)
+    return folder

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 from pathlib import Path
 
 import pytest
@@ -45,22 +44,11 @@ def write_mrpc(folder: Path, n_train: int, n_dev: int, seed: int = 0) -> Path:
     return folder
 
 
-def write_tiny_bert(folder: Path, layers: int = 3, heads: int = 4, hidden: int = 32, seed: int = 0) -> Path:
+def write_tiny_bert(folder: Path, layers: int = 3, heads: int = 4, seed: int = 0) -> Path:
     """A randomly initialised BERT with the bundled uncased tokenizer (same vocabulary as bert-base)."""
-    import torch
-    from transformers import BertConfig, BertModel
+    from ingest.models import write_random_bert
 
-    from ingest.models import bundled_path
-
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=30522, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-        intermediate_size=2 * hidden, max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(str(folder), safe_serialization=True)
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copy(bundled_path() / name, folder / name)
-    return folder
+    return write_random_bert(folder, "tiny", seed=seed, num_hidden_layers=layers, num_attention_heads=heads)
 
 
 @pytest.fixture(scope="session")
