@@ -109,9 +109,9 @@ def main(argv: list[str]) -> int:
 
         def extract():
             map_id = f"m{len(runs)}"
-            writer = store.map_writer(map_id, lengths=enc.lengths, n_layers=model_info.n_layers,
-                                      n_heads=model_info.n_heads, precision="uint8")
-            extract_maps(model, enc, writer, device, batch_size=32)
+            with store.map_writer(map_id, lengths=enc.lengths, n_layers=model_info.n_layers,
+                                  n_heads=model_info.n_heads, precision="uint8") as writer:
+                extract_maps(model, enc, writer, device, batch_size=32)
             sync()
             runs.append(map_id)
 

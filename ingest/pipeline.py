@@ -78,6 +78,7 @@ class IngestSettings:
     device: str = "auto"
     eval_batch_size: int = 128
     extract_batch_size: int = 32
+    checkpoint_seconds: float = 60.0  # how often fine-tuning saves its state (for resuming)
 
     def __post_init__(self) -> None:
         def positive(name: str, allow_none: bool = False) -> None:
@@ -96,6 +97,8 @@ class IngestSettings:
             raise UserError(f"--lr must be between 0 and 1, got {self.learning_rate}")
         if not 0 <= self.warmup_ratio < 1:
             raise UserError(f"--warmup must be a fraction of the steps in [0, 1), got {self.warmup_ratio}")
+        if self.checkpoint_seconds < 0:
+            raise UserError(f"--checkpoint-every must not be negative, got {self.checkpoint_seconds}")
         if self.weight_decay < 0:
             raise UserError(f"--weight-decay must not be negative, got {self.weight_decay}")
         if self.precision not in PRECISIONS:

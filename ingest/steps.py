@@ -105,6 +105,7 @@ class Work:
         settings = TrainSettings(
             learning_rate=plan.learning_rate, batch_size=s.batch_size, epochs=s.epochs,
             warmup_ratio=s.warmup_ratio, weight_decay=s.weight_decay, seed=s.seed,
+            checkpoint_seconds=s.checkpoint_seconds,
         )
         checkpoint = store.checkpoint_path(run_id)
         total = settings.steps_per_epoch(len(self.train_data)) * settings.epochs
@@ -166,40 +167,35 @@ class Work:
 
     def _maps(self, role: str, record: dict[str, Any], finetuned: torch.nn.Module) -> None:
         plan, store, s = self.plan, self.store, self.plan.settings
-        run_id, map_id = plan.run_ids["finetuned"], plan.map_ids[role]
+        run_id, map_id, n = plan.run_ids["finetuned"], plan.map_ids[role], plan.n_maps
         part = plan.map_part(role)
         existing = store.catalog.read_part("maps", part)
         if existing is not None and existing.num_rows and existing["status"][0].as_py() == "done":
             return
         self._save(record, stage=f"maps:{role}")
-        n = plan.n_maps
-        lengths = self.dev_data.lengths[:n]
-        writer = store.map_writer(
-            map_id, lengths=lengths, n_layers=plan.model.n_layers, n_heads=plan.model.n_heads, precision=s.precision,
-            attrs={"run_id": run_id, "role": role, "task": plan.task.name, "model": plan.model.used,
-                   "model_revision": plan.model.revision, "dev_examples": f"the first {n} of the dev split, in order"},
-        )
-        row = {"map_id": map_id, "run_id": run_id, "role": role, "n_examples": n, "n_layers": plan.model.n_layers,
-               "n_heads": plan.model.n_heads, "precision": s.precision, "n_values": writer.n_values(),
-               "status": "running", "created_at": utcnow()}
-        if not writer.complete:
-            store.catalog.write("maps", part, [row])
-            model = finetuned
-            if role == "pretrained":
-                model = load_classifier(plan.model.path, plan.task.num_labels, plan.task.label_kind == "regression", seed=s.seed)
-            already = int(writer.done.sum())
-            bar = self._bar(f"maps ({role})", n, already)
-            started = time.perf_counter()
-            extract_maps(model, self.dev_data, writer, self.device, s.extract_batch_size,
-                         on_batch=lambda k: self._advance(bar, k))
-            row["extract_seconds"] = time.perf_counter() - started
-            if role == "pretrained":
-                del model
+        attrs = {"run_id": run_id, "role": role, "task": plan.task.name, "model": plan.model.used,
+                 "model_revision": plan.model.revision, "dev_examples": f"the first {n} of the dev split, in order"}
+        with store.map_writer(map_id, lengths=self.dev_data.lengths[:n], n_layers=plan.model.n_layers,
+                              n_heads=plan.model.n_heads, precision=s.precision, attrs=attrs) as writer:
+            row = {"map_id": map_id, "run_id": run_id, "role": role, "n_examples": n, "n_layers": plan.model.n_layers,
+                   "n_heads": plan.model.n_heads, "precision": s.precision, "n_values": writer.n_values(),
+                   "status": "running", "created_at": utcnow()}
+            if not writer.complete:
+                store.catalog.write("maps", part, [row])
+                model = finetuned
+                if role == "pretrained":  # the encoder before fine-tuning (its classifier head plays no part)
+                    model = load_classifier(plan.model.path, plan.task.num_labels,
+                                            plan.task.label_kind == "regression", seed=s.seed)
+                bar = self._bar(f"maps ({role})", n, int(writer.done.sum()))
+                started = time.perf_counter()
+                extract_maps(model, self.dev_data, writer, self.device, s.extract_batch_size,
+                             on_batch=lambda k: self._advance(bar, k))
+                row["extract_seconds"] = time.perf_counter() - started
         size = storage_bytes(store.maps_path(map_id))
         store.catalog.write("maps", part, [{**row, "status": "done", "bytes": size}])
         self._say(
             f"{role} maps: {n} examples x {plan.model.n_layers * plan.model.n_heads} heads, "
-            f"{size / 1e6:.1f} MB ({size / max(writer.n_values(), 1):.2f} bytes a value)"
+            f"{size / 1e6:.1f} MB ({size / max(row['n_values'], 1):.2f} bytes a value)"
         )
 
 

@@ -27,20 +27,25 @@ chunk's bytes as zarr would: the codec chain is the array's own (FixedScaleOffse
 bytes, zstd), tested byte for byte against zarr's writer. Going through zarr's
 write path instead re-quantises float32 in numpy and pays per-chunk overhead:
 about 1 s more per 400 MRPC pairs on a 2-core CPU, half the extraction time.
+Chunks are compressed by the `zstandard` library (the same libzstd, so the
+same bytes) in a thread pool: it releases the GIL, so a GPU machine's cores
+compress in parallel while the GPU computes the next batch.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-import numcodecs
 import numpy as np
 import zarr
+import zstandard
 from zarr.codecs import ZstdCodec
 
 from store.errors import StoreCorrupt
@@ -133,7 +138,8 @@ class MapWriter:
         else:
             self._create(attrs or {})
         self.arrays = {b: self.group[_array_name(b)] for b in self.members}
-        self._zstd = numcodecs.Zstd(level=_ZSTD_LEVEL)
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="bertsecrets-zstd")
 
     # -- set-up ----------------------------------------------------------
 
@@ -257,14 +263,30 @@ class MapWriter:
             # Padding queries carry garbage probabilities; the layout promises zeros.
             maps[i, :, :, length:, :] = 0
             maps[i, :, :, :, length:] = 0
-            key = array.metadata.encode_chunk_key((batch.start + i, 0, 0, 0, 0))
-            data = self._zstd.encode(np.ascontiguousarray(maps[i]))
-            tmp = folder / f".tmp-{key}"
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, folder / key)
+        keys = [array.metadata.encode_chunk_key((batch.start + i, 0, 0, 0, 0)) for i in range(batch.size)]
+        for future in [self._pool.submit(self._write_chunk, folder / key, maps[i]) for i, key in enumerate(keys)]:
+            future.result()
         self.done[batch.examples] = True
         self._write_progress()
+
+    def _write_chunk(self, path: Path, chunk: np.ndarray) -> None:
+        compressor = getattr(self._local, "zstd", None)
+        if compressor is None:  # a compressor is not thread-safe: one per thread
+            compressor = self._local.zstd = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
+        data = compressor.compress(np.ascontiguousarray(chunk).data)
+        tmp = path.with_name(f".tmp-{path.name}")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+
+    def close(self) -> None:
+        self._pool.shutdown()
+
+    def __enter__(self) -> "MapWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def n_values(self) -> int:
         return int((self.lengths.astype(np.int64) ** 2).sum() * self.n_layers * self.n_heads)

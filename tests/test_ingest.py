@@ -136,7 +136,8 @@ def test_kill_9_at_any_moment_then_resume(tiny_bert, tiny_glue, tmp_path):
     """Kill the ingest at several moments; each restart resumes, and the end state equals an uninterrupted ingest."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     args = ["ingest", "mrpc", "--model", str(tiny_bert), "--data-dir", str(tiny_glue), "--epochs", "3",
-            "--batch-size", "8", "--max-examples", "12", "--extract-batch-size", "2", "--setups", "finetuned,no_finetuning"]
+            "--batch-size", "8", "--max-examples", "12", "--extract-batch-size", "2", "--setups", "finetuned,no_finetuning",
+            "--checkpoint-every", "0"]
     reference = tmp_path / "reference"
     assert _cli([*args, "--store", str(reference)], env, tmp_path).wait() == 0
     killed = tmp_path / "killed"

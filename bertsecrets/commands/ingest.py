@@ -37,6 +37,8 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
     p.add_argument("--eval-batch-size", type=int, default=128)
     p.add_argument("--extract-batch-size", type=int, default=32)
+    p.add_argument("--checkpoint-every", type=float, default=60.0, metavar="SECONDS",
+                   help="how often fine-tuning saves its state for resuming (default 60)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         setups=tuple(s.strip() for s in args.setups.split(",") if s.strip()),
         skip_bad_rows=args.skip_bad_rows, device=args.device,
         eval_batch_size=args.eval_batch_size, extract_batch_size=args.extract_batch_size,
+        checkpoint_seconds=args.checkpoint_every,
     )
     ingest(settings, console())
     return 0
