@@ -171,7 +171,8 @@ def main(argv: list[str]) -> int:
 
     gpu = device.type == "cuda"
     rows = [
-        ("extraction / fastest forward (SDPA, no maps)", extract_s / forward_best, "<=", 1.3,
+        # A CPU target: on a GPU the forward pass takes milliseconds and the maps' bytes are the work.
+        ("extraction / fastest forward (SDPA, no maps)", extract_s / forward_best, "<=" if not gpu else "info", 1.3,
          f"{extract_s:.2f} s vs {forward_best:.2f} s (batch {fastest_bs})"),
         ("extraction / per-example .npy loop (time)", extract_s / per_example_s, "<=", 0.2 if gpu else 1.0,
          f"{extract_s:.2f} s vs {per_example_s:.2f} s"),
@@ -189,6 +190,9 @@ def main(argv: list[str]) -> int:
         table.add_column(column)
     failed = 0
     for name, value, op, target, detail in rows:
+        if op == "info":
+            table.add_row(name, f"{value:.3g}", "(CPU target)", "", detail)
+            continue
         ok = value <= target if op == "<=" else value >= target
         failed += not ok
         table.add_row(name, f"{value:.3g}", f"{op} {target:g}", "[green]PASS[/]" if ok else "[red]FAIL[/]", detail)

@@ -249,20 +249,20 @@ def _metric_cells(task: Task, record: dict[str, Any] | None) -> list[str]:
 def print_table1(console: Console, store: Store, plan: Plan) -> None:
     """The paper's Table 1 for this ingest: dev metrics of the three set-ups, beside the paper's."""
     task = plan.task
-    table = Table(title=f"{task.title} dev, {plan.model.used}, seed {plan.settings.seed} (%; paper: bert-base-uncased)")
-    table.add_column("set-up")
+    table = Table(title=f"Table 1: {task.title} dev, {plan.model.used}, seed {plan.settings.seed} (%)",
+                  caption="paper: bert-base-uncased, Kovaleva et al. 2019")
+    table.add_column("set-up", no_wrap=True)
     for metric in task.metrics:
         table.add_column(metric, justify="right")
     table.add_column("paper (" + "/".join(task.metrics) + ")", justify="right")
-    table.add_column("train time", justify="right")
-    table.add_column("run")
+    table.add_column("train time", justify="right", no_wrap=True)
     for setup in ("no_finetuning", "random_init", "finetuned"):
         if setup not in plan.settings.setups:
             continue
         record = store.run(plan.run_ids[setup])
         train = record.get("train_seconds") if record else None
         table.add_row(SETUPS[setup], *_metric_cells(task, record), task.paper(setup),
-                      fmt_seconds(train) if setup != "no_finetuning" else "-", plan.run_ids[setup])
+                      fmt_seconds(train) if setup != "no_finetuning" else "-")
     console.print(table)
 
 

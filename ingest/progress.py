@@ -8,14 +8,50 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 
 
+class LoggedProgress(Progress):
+    """A Rich progress display that, when output is not a terminal (a log file, CI), prints a
+    line at every tenth of each task instead of staying silent until the end."""
+
+    def __init__(self, *columns, **kwargs) -> None:
+        super().__init__(*columns, **kwargs)
+        self._logged: dict[TaskID, int] = {}
+
+    def _log(self, task_id: TaskID) -> None:
+        if self.console.is_terminal:
+            return
+        task = self._tasks[task_id]
+        if not task.total:
+            return
+        tenth = int(10 * task.completed / task.total)
+        if tenth > self._logged.get(task_id, 0):
+            self._logged[task_id] = tenth
+            remaining = task.time_remaining
+            eta = f", ETA {fmt_seconds(remaining)}" if remaining and task.completed < task.total else ""
+            info = task.fields.get("info", "")
+            self.console.print(
+                f"  {task.description}: {task.completed:g}/{task.total:g} ({100 * task.completed / task.total:.0f}%), "
+                f"{fmt_seconds(task.elapsed)}{eta}{'; ' + info if info else ''}",
+                highlight=False, soft_wrap=True,
+            )
+
+    def update(self, task_id: TaskID, **kwargs) -> None:
+        super().update(task_id, **kwargs)
+        self._log(task_id)
+
+    def advance(self, task_id: TaskID, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        self._log(task_id)
+
+
 def make_progress(console: Console) -> Progress:
-    return Progress(
+    return LoggedProgress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -25,7 +61,7 @@ def make_progress(console: Console) -> Progress:
         TextColumn("ETA"),
         TimeRemainingColumn(),
         console=console,
-        transient=False,
+        transient=not console.is_terminal,  # in a log, the lines above already tell the story
     )
 
 
