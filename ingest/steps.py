@@ -67,6 +67,7 @@ class Work:
         plan, store = self.plan, self.store
         run_id = plan.run_ids[setup]
         with store.lock(run_id, f"run {run_id} ({plan.task.name}, {setup})"):
+            store.clean_leftovers(run_id)
             record = store.run(run_id) or new_record(plan, setup, self.version, self.device.type)
             resumed = record.get("stage") not in (None, "start")
             self.console.print(
@@ -118,12 +119,13 @@ class Work:
             self.progress.update(bar, completed=done, info=f"epoch {epoch}/{settings.epochs} loss {loss:.3f}")
 
         result = fine_tune(model, self.train_data, plan.data.train.labels, settings, self.device, checkpoint, on_step)
+        # The log and timing first: once the weights are in place, training is not redone.
+        store.catalog.write("train_log", run_id, [{"run_id": run_id, **row} for row in result.log])
+        self._save(record, train_seconds=result.seconds)
         with store.staging(folder) as tmp:
             model.save_pretrained(str(tmp), safe_serialization=True)
             self.tokenizer.save_pretrained(str(tmp))
-        store.catalog.write("train_log", run_id, [{"run_id": run_id, **row} for row in result.log])
         checkpoint.unlink(missing_ok=True)
-        self._save(record, train_seconds=result.seconds)
         resumed = f", resumed at step {result.resumed_from_step}" if result.resumed_from_step else ""
         self._say(f"fine-tuned: {total} steps in {fmt_seconds(result.seconds)}{resumed}; weights in the store")
         return model
@@ -166,13 +168,18 @@ class Work:
             self.store.catalog.write("tokens", run_id, token_rows(run_id, self.tokenizer, self.dev_data, plan.n_maps))
 
     def _maps(self, role: str, record: dict[str, Any], finetuned: torch.nn.Module) -> None:
-        plan, store, s = self.plan, self.store, self.plan.settings
-        run_id, map_id, n = plan.run_ids["finetuned"], plan.map_ids[role], plan.n_maps
-        part = plan.map_part(role)
+        store, map_id, part = self.store, self.plan.map_ids[role], self.plan.map_part(role)
         existing = store.catalog.read_part("maps", part)
         if existing is not None and existing.num_rows and existing["status"][0].as_py() == "done":
             return
         self._save(record, stage=f"maps:{role}")
+        # The pretrained maps are shared by the runs of every seed: one writer at a time.
+        with store.lock(map_id, f"map set {map_id}"):
+            self._write_maps(role, part, map_id, finetuned)
+
+    def _write_maps(self, role: str, part: str, map_id: str, finetuned: torch.nn.Module) -> None:
+        plan, store, s = self.plan, self.store, self.plan.settings
+        run_id, n = plan.run_ids["finetuned"], plan.n_maps
         attrs = {"run_id": run_id, "role": role, "task": plan.task.name, "model": plan.model.used,
                  "model_revision": plan.model.revision, "dev_examples": f"the first {n} of the dev split, in order"}
         with store.map_writer(map_id, lengths=self.dev_data.lengths[:n], n_layers=plan.model.n_layers,

@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -183,16 +184,20 @@ class Store:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
 
-    def clean_staging(self, folder: Path) -> int:
-        """Remove leftovers of interrupted atomic writes in ``folder``; how many."""
+    def clean_leftovers(self, run_id: str) -> int:
+        """Remove what interrupted atomic writes left behind (``.tmp-*``, ``.old-*``); how many.
+
+        Call it holding the run's lock: it touches the run's own folder, and
+        catalog temporaries old enough that no live writer can still own them.
+        """
         count = 0
-        if folder.is_dir():
-            for p in folder.glob(".tmp-*"):
-                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-                count += 1
-            for p in folder.glob(".old-*"):
-                shutil.rmtree(p, ignore_errors=True)
-                count += 1
+        folder = self.run_dir(run_id)
+        candidates = list(folder.glob(".tmp-*")) + list(folder.glob(".old-*")) if folder.is_dir() else []
+        cutoff = time.time() - 600  # a part is written in well under a second
+        candidates += [p for p in self.catalog.tables_dir.glob("*/.tmp-*") if p.stat().st_mtime < cutoff]
+        for path in candidates:
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+            count += 1
         return count
 
     # -- maps --------------------------------------------------------------
