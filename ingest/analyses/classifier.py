@@ -36,6 +36,7 @@ CNN_SIZE = 16
 CNN_CHANNELS = (8, 8, 16, 16, 16, 16, 32, 32)
 CNN_POOL_AFTER = (1, 3, 5)  # 0-indexed convolutions followed by 2x2 max-pooling
 CNN_EPOCHS = 40
+CNN_MIN_STEPS = 200  # small training sets get more epochs
 CNN_BATCH = 64
 CNN_LR = 3e-3
 CV_FOLDS = 5
@@ -131,6 +132,10 @@ def make_cnn():
             layers.append(nn.MaxPool2d(2))
         previous = channels
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(previous, len(PATTERN_CLASSES))]
+    for layer in layers:
+        if isinstance(layer, nn.Conv2d):  # He initialisation: eight plain ReLU layers otherwise start learning slowly
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+            nn.init.zeros_(layer.bias)
     return nn.Sequential(*layers)
 
 
@@ -167,8 +172,9 @@ def fit_cnn(x: np.ndarray, y: np.ndarray):
     inputs, targets = _tensor(x), torch.from_numpy(y.astype(np.int64))
     generator = torch.Generator().manual_seed(SEED)
     model.train()
+    epochs = max(CNN_EPOCHS, -(-CNN_MIN_STEPS // -(-len(y) // CNN_BATCH)))
     with _one_thread():
-        for _ in range(CNN_EPOCHS):
+        for _ in range(epochs):
             for idx in torch.randperm(len(y), generator=generator).split(CNN_BATCH):
                 optimiser.zero_grad()
                 loss_fn(model(inputs[idx]), targets[idx]).backward()
@@ -190,7 +196,7 @@ def predict_cnn(model, x: np.ndarray, batch: int = 2048) -> np.ndarray:
 def settings() -> dict:
     """What decides the classifiers' results (stored with each in ``classifiers.settings_json``)."""
     return {
-        "cnn": {"size": CNN_SIZE, "channels": CNN_CHANNELS, "pool_after": CNN_POOL_AFTER, "epochs": CNN_EPOCHS, "batch": CNN_BATCH, "lr": CNN_LR,
+        "cnn": {"size": CNN_SIZE, "channels": CNN_CHANNELS, "pool_after": CNN_POOL_AFTER, "epochs": CNN_EPOCHS, "min_steps": CNN_MIN_STEPS, "batch": CNN_BATCH, "lr": CNN_LR,
                 "resize": "area, cell = share of its rows' attention"},
         "sklearn": {"model": "RandomForestClassifier", "trees": FOREST_TREES, "min_samples_leaf": 2},
         "folds": CV_FOLDS, "min_person_labels": MIN_PERSON_LABELS, "rule_sample_per_class": RULE_SAMPLE_PER_CLASS,

@@ -32,6 +32,7 @@ from rich.progress import Progress
 from ingest.analyses import classifier, patterns, sentences
 from ingest.analyses.buckets import Bucket
 from ingest.analyses.tokens import FEATURES, SPACY_MODEL, Annotations
+from ingest.progress import fmt_seconds
 from store import Store, StoreError, content_key
 from store.labels import PATTERN_CLASSES
 from store.store import utcnow
@@ -40,6 +41,8 @@ from store.store import utcnow
 VERSION = 1
 ROLES = ("pretrained", "finetuned")
 STEPS = ("maps", "classes", "framenet")
+#: Inputs computed at once within a bucket.
+CHUNK = 16
 
 
 # -- cache keys -------------------------------------------------------------------
@@ -157,25 +160,29 @@ def bulk_pass(store: Store, run_id: str, ann: Annotations, statistics: bool, res
     if resized:
         out.resized = np.zeros(shape + (classifier.CNN_SIZE, classifier.CNN_SIZE), dtype=np.uint8)
     bar = progress.add_task("analyses (maps)", total=n, info="both models") if progress else None
-    for (examples, before), (examples_after, after) in zip(readers[0].iter_buckets(), readers[1].iter_buckets()):
-        assert np.array_equal(examples, examples_after)
-        sub = ann.take(examples, before.shape[-1])
-        buckets = [Bucket(examples, before, sub), Bucket(examples, after, sub)]
-        for r, b in enumerate(buckets):
+    for (bucket_examples, bucket_before), (examples_after, bucket_after) in zip(readers[0].iter_buckets(),
+                                                                               readers[1].iter_buckets()):
+        assert np.array_equal(bucket_examples, examples_after)
+        # Slices of CHUNK inputs keep the temporaries small enough to be reused instead of paged in anew.
+        for start in range(0, len(bucket_examples), CHUNK):
+            part = slice(start, start + CHUNK)
+            examples, before, after = bucket_examples[part], bucket_before[part], bucket_after[part]
+            sub = ann.take(examples, before.shape[-1])
+            for r, b in enumerate((Bucket(examples, before, sub), Bucket(examples, after, sub))):
+                if statistics:
+                    for name, values in stats.per_map(b).items():
+                        out.stats[name][r, examples] = values
+                    out.features[r, examples] = features.per_input(b)
+                    out.cls[r, examples] = features.cls_per_input(b)
+                    for name, pairs in sub.pairs.items():
+                        out.relations[name][r, examples] = relations.per_input(b.attn, pairs)
+                out.geometry[r, examples] = patterns.geometry(b)
+                if resized:
+                    out.resized[r, examples] = np.round(patterns.resize(b, classifier.CNN_SIZE) * 255).astype(np.uint8)
             if statistics:
-                for name, values in stats.per_map(b).items():
-                    out.stats[name][r, examples] = values
-                out.features[r, examples] = features.per_input(b)
-                out.cls[r, examples] = features.cls_per_input(b)
-                for name, pairs in sub.pairs.items():
-                    out.relations[name][r, examples] = relations.per_input(b.attn, pairs)
-            out.geometry[r, examples] = patterns.geometry(b)
-            if resized:
-                out.resized[r, examples] = np.round(patterns.resize(b, classifier.CNN_SIZE) * 255).astype(np.uint8)
-        if statistics:
-            out.cosine[examples] = change.cosine(before, after)
-        if progress:
-            progress.update(bar, advance=len(examples))
+                out.cosine[examples] = change.cosine(before, after)
+            if progress:
+                progress.update(bar, advance=len(examples))
     return out
 
 
@@ -357,6 +364,10 @@ def sentences_step(store: Store, run_id: str, source: str, items: list, part: st
 # -- the whole -------------------------------------------------------------------------
 
 
+def _say(console: Console, text: str) -> None:
+    console.print(f"  [green]✓[/] {text}", highlight=False)
+
+
 def analyse(store: Store, run_id: str, console: Console, progress: Progress | None = None,
             force: bool = False, relations_file: str | None = None) -> list[str]:
     """Bring the analyses of ``run_id`` up to date (all of them with ``force``); returns the steps done."""
@@ -375,7 +386,10 @@ def analyse(store: Store, run_id: str, console: Console, progress: Progress | No
             p = bulk_pass(store, run_id, ann, statistics="maps" in todo, resized="classes" in todo, progress=progress)
             if "maps" in todo:
                 write_maps_step(store, run_id, p)
-                _record(store, run_id, "maps", want["maps"], time.perf_counter() - started)
+                seconds = time.perf_counter() - started
+                _record(store, run_id, "maps", want["maps"], seconds)
+                _say(console, f"analyses of {n} inputs x 2 models: head statistics, token types, change, spaCy "
+                              f"relations, rule labels ({fmt_seconds(seconds)})")
                 done.append("maps")
             if "classes" in todo:
                 started = time.perf_counter()
@@ -384,6 +398,12 @@ def analyse(store: Store, run_id: str, console: Console, progress: Progress | No
                         "skipped" if why else "done", why)
                 if why:
                     console.print(f"  [yellow]pattern classifiers skipped:[/] {why}")
+                else:
+                    rows = store.rows("SELECT kind, trained_on, cv_macro_f1 FROM classifiers WHERE run_id = ? "
+                                      "ORDER BY kind", [run_id])
+                    scores = ", ".join(f"{r['kind']} {r['cv_macro_f1']:.3f}" for r in rows)
+                    _say(console, f"pattern classifiers on {rows[0]['trained_on']} labels, cross-validated macro F1: "
+                                  f"{scores} ({fmt_seconds(time.perf_counter() - started)})")
                 done.append("classes")
         if "framenet" in todo:
             started = time.perf_counter()
@@ -392,6 +412,7 @@ def analyse(store: Store, run_id: str, console: Console, progress: Progress | No
                 console.print(f"  [yellow]FrameNet relation heads skipped:[/] {why}", highlight=False)
             else:
                 sentences_step(store, run_id, "framenet", items, f"{run_id}-framenet", progress)
+                _say(console, f"FrameNet relation heads: {len(items) // 2} sentences")
             _record(store, run_id, "framenet", want["framenet"], time.perf_counter() - started,
                     "skipped" if why else "done", why)
             done.append("framenet")
@@ -400,5 +421,6 @@ def analyse(store: Store, run_id: str, console: Console, progress: Progress | No
             digest = content_key("jsonl", {"sentences": [s.__dict__ for s in jsonl], "version": VERSION})
             sentences_step(store, run_id, "jsonl", jsonl, f"{run_id}-{digest}", progress)
             _record(store, run_id, digest, digest, time.perf_counter() - started, message=str(relations_file))
+            _say(console, f"relation heads of {relations_file}: {len(jsonl)} sentences")
             done.append("jsonl")
     return done

@@ -31,7 +31,6 @@ its threshold).
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import xlogy
 
 from ingest.analyses.buckets import Bucket
 from store.labels import PATTERN_CLASSES
@@ -58,8 +57,7 @@ def geometry(b: Bucket) -> np.ndarray:
     inside = np.einsum("nlhqk,nqk->nlh", b.attn, (same * w[:, :, None]).astype(np.float32), optimize=True)
     block = inside / np.maximum(1.0 - cls - sep, 1e-6)
     two = b.ann.two_segments()
-    row_entropy = -xlogy(b.attn, b.attn).sum(axis=-1)
-    entropy = np.einsum("nlhq,nq->nlh", row_entropy, w) / np.log(b.lengths)[:, None, None]
+    entropy = np.einsum("nlhq,nq->nlh", b.row_entropy, w) / np.log(b.lengths)[:, None, None]
     near = sum(np.diagonal(b.attn, offset=o, axis1=-2, axis2=-1).sum(axis=-1)
                for o in range(-DIAGONAL_WINDOW, DIAGONAL_WINDOW + 1) if o) / b.lengths[:, None, None]
     shape = cls.shape
@@ -127,10 +125,14 @@ def resize(b: Bucket, size: int) -> np.ndarray:
 
     A cell holds the attention mass of its source rectangle divided by the
     number of source rows it covers (L / S), so a cell's value is the mean
-    row's mass that falls in it.
+    row's mass that falls in it. Inputs of one length share their matrix, so
+    each length is two matrix products over all its maps.
     """
-    mats = np.stack([area_matrix(int(L), size, b.width) for L in b.lengths]).astype(np.float32)  # [n, S, B]
-    rows = np.einsum("nsq,nlhqk->nlhsk", mats, b.attn, optimize=True)
-    out = np.einsum("nlhsk,ntk->nlhst", rows, mats, optimize=True)
-    out /= (b.lengths.astype(np.float32) / size)[:, None, None, None, None]
+    out = np.zeros(b.attn.shape[:3] + (size, size), dtype=np.float32)
+    for length in np.unique(b.lengths):
+        rows = np.flatnonzero(b.lengths == length)
+        L = int(length)
+        mat = area_matrix(L, size, L).astype(np.float32)  # [S, L]
+        half = np.tensordot(b.attn[rows, :, :, :L, :L], mat, axes=([-1], [1]))  # [g, layer, head, query, S]
+        out[rows] = np.moveaxis(np.tensordot(mat, half, axes=([1], [3])), 0, 3) / (L / size)
     return np.clip(out, 0.0, 1.0)

@@ -14,7 +14,6 @@ read as zero; the entropy is that of the stored map.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import xlogy
 
 from ingest.analyses.buckets import Bucket
 
@@ -24,18 +23,17 @@ STATS = ("entropy", "attn_cls", "attn_sep", "attn_punct", "attn_self", "attn_pre
 def per_map(b: Bucket) -> dict[str, np.ndarray]:
     """Each statistic of every map in the bucket: name -> [n, layer, head]."""
     w = b.query_weights.astype(np.float32)
-    row_entropy = -xlogy(b.attn, b.attn).sum(axis=-1)  # [n, layer, head, query]
     position = np.arange(b.width)
     distance = np.abs(position[:, None] - position[None, :]).astype(np.float32)
-    row_distance = np.einsum("nlhqk,qk->nlhq", b.attn, distance, optimize=True)
     received = b.received
     return {
-        "entropy": np.einsum("nlhq,nq->nlh", row_entropy, w),
+        "entropy": np.einsum("nlhq,nq->nlh", b.row_entropy, w),
         "attn_cls": received[..., 0],
         "attn_sep": np.einsum("nlhk,nk->nlh", received, b.ann.sep.astype(np.float32)),
         "attn_punct": np.einsum("nlhk,nk->nlh", received, b.ann.punct.astype(np.float32)),
         "attn_self": b.diagonal_mean(0),
         "attn_prev": b.diagonal_mean(-1),
         "attn_next": b.diagonal_mean(1),
-        "attn_distance": np.einsum("nlhq,nq->nlh", row_distance, w),
+        # The query weights folded into the distances: one contraction over (query, key) per map.
+        "attn_distance": np.einsum("nlhqk,nqk->nlh", b.attn, distance[None] * w[:, :, None], optimize=True),
     }
