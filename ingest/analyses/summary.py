@@ -11,6 +11,14 @@ PAPER_HETEROGENEOUS = {"mrpc": 32, "qqp": 61}  # %, bert-base-uncased (paper 4.1
 PAPER_CNN_F1 = 0.86
 
 
+def _table(title: str, columns: list[tuple[str, str]]) -> Table:
+    """A table with (name, justify) columns."""
+    t = Table(title=title)
+    for name, justify in columns:
+        t.add_column(name, justify=justify)
+    return t
+
+
 def _pct(value) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
@@ -34,10 +42,9 @@ def classes_table(store: Store, run_id: str, task: str) -> Table:
 
 
 def classifiers_table(store: Store, run_id: str) -> Table:
-    t = Table(title=f"pattern classifiers, cross-validated macro F1 (paper's CNN: {PAPER_CNN_F1})")
-    for name, justify in (("classifier", "left"), ("trained on", "left"), ("maps", "right"), ("folds", "right"),
-                          ("macro F1", "right")):
-        t.add_column(name, justify=justify)
+    t = _table(f"pattern classifiers, cross-validated macro F1 (paper's CNN: {PAPER_CNN_F1})",
+               [("classifier", "left"), ("trained on", "left"), ("maps", "right"), ("folds", "right"),
+                ("macro F1", "right")])
     for r in store.rows("SELECT * FROM classifiers WHERE run_id = ? ORDER BY kind", [run_id]):
         kind = "CNN (paper)" if r["kind"] == "cnn" else "random forest on geometry"
         t.add_row(kind, f"{r['trained_on']} labels", str(r["n_maps"]), str(r["cv_folds"]), f"{r['cv_macro_f1']:.3f}")
@@ -53,10 +60,9 @@ def layers_table(store: Store, run_id: str) -> Table:
         "SELECT layer, avg(attn_cls) AS cls, avg(attn_sep) AS sep FROM head_stats WHERE run_id = ? "
         "AND role = 'pretrained' GROUP BY layer", [run_id])}
     lowest = sorted(rows, key=lambda r: r["cosine"])[:2]
-    t = Table(title="per layer: change under fine-tuning (paper: the last two layers change most) and where "
-                    "attention goes (fine-tuned; pretrained in brackets)")
-    for name in ("layer", "cosine pre/fine", "to [CLS] %", "to [SEP] %", "entropy (nats)"):
-        t.add_column(name, justify="right")
+    t = _table("per layer: change under fine-tuning (paper: the last two layers change most) and where "
+               "attention goes (fine-tuned; pretrained in brackets)",
+               [(name, "right") for name in ("layer", "cosine pre/fine", "to [CLS] %", "to [SEP] %", "entropy (nats)")])
     for r in rows:
         mark = " *" if r in lowest else ""
         p = pre.get(r["layer"], {})
@@ -86,11 +92,10 @@ def relations_table(store: Store, run_id: str) -> Table:
         "SELECT source, relation, arg_max(layer, score) AS layer, arg_max(head, score) AS head, max(score) AS score, "
         "avg(score) AS mean, max(n_sentences) AS n FROM relation_heads WHERE run_id = ? AND role = 'finetuned' "
         "GROUP BY source, relation ORDER BY source, relation", [run_id])
-    t = Table(title="relation heads of the fine-tuned model: the strongest head per relation "
-                    "(paper, FrameNet: two heads at 0.20 and 0.21)")
-    for name, justify in (("source", "left"), ("relation", "left"), ("head (layer-head)", "right"),
-                          ("score", "right"), ("mean of all heads", "right"), ("sentences", "right")):
-        t.add_column(name, justify=justify)
+    t = _table("relation heads of the fine-tuned model: the strongest head per relation "
+               "(paper, FrameNet: two heads at 0.20 and 0.21)",
+               [("source", "left"), ("relation", "left"), ("head (layer-head)", "right"), ("score", "right"),
+                ("mean of all heads", "right"), ("sentences", "right")])
     for r in rows:
         t.add_row(r["source"], r["relation"], f"{r['layer'] + 1}-{r['head'] + 1}", f"{r['score']:.3f}",
                   f"{r['mean']:.3f}", str(r["n"]))
