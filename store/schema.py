@@ -150,7 +150,7 @@ FEATURE_ATTENTION = pa.schema(  # Fig. 6: column sum / L, max over tokens of the
         ("layer", pa.int32()),
         ("head", pa.int32()),
         ("feature", pa.string()),  # noun | verb | pronoun | subject | object | negation | cls | sep
-        ("value", pa.float64()),
+        ("value", pa.float64()),  # role 'difference': finetuned - pretrained
         ("n_examples", pa.int64()),  # inputs that have the type
     ]
 )
@@ -230,6 +230,18 @@ CLASSIFIERS = pa.schema(  # the pattern classifiers trained, with their cross-va
     ]
 )
 
+ANALYSES = pa.schema(  # which analyses of a run are in the catalog, and from what (the cache of `bertsecrets analyze`)
+    [
+        ("run_id", pa.string()),
+        ("step", pa.string()),  # maps | classes | framenet | jsonl-<hash>
+        ("key", pa.string()),  # a hash of everything that decides the step's rows
+        ("status", pa.string()),  # done | skipped (with the reason in message)
+        ("message", pa.string()),
+        ("seconds", pa.float64()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
 # -- disabling heads and layers (paper section 4.6) -----------------------------------
 
 ABLATION = pa.schema(
@@ -300,6 +312,7 @@ TABLES: dict[str, pa.Schema] = {
     "class_shares": CLASS_SHARES,
     "relation_heads": RELATION_HEADS,
     "classifiers": CLASSIFIERS,
+    "analyses": ANALYSES,
     "ablation": ABLATION,
     "ablation_seeds": ABLATION_SEEDS,
     "head_importance": HEAD_IMPORTANCE,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 #: Figure modules, in the order they are drawn.
-MODULES: list[str] = []
+MODULES: list[str] = ["bertsecrets.figures.paper"]
 
 Figure = Callable[..., list[Path]]
 

@@ -1,0 +1,68 @@
+"""`bertsecrets analyze TASK|RUN`: the paper's analyses of stored maps, cached in the catalog, with a summary."""
+
+from __future__ import annotations
+
+import argparse
+
+from bertsecrets import config
+from bertsecrets.commands import console, store_arg
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "analyze", help="compute the paper's analyses of the stored maps (pattern classes, features, change, relations)",
+        description="Analyse the stored maps of a task's fine-tuned runs (or of one run): per-head statistics, "
+                    "attention to linguistic features, change under fine-tuning, relation heads and pattern classes. "
+                    "Results go to the catalog; what is already there and up to date is not redone. "
+                    "`bertsecrets ingest` runs the same step.",
+    )
+    p.add_argument("target", help="a task (mrpc, ...: all its fine-tuned runs with maps) or a run id")
+    store_arg(p)
+    p.add_argument("--relations", metavar="FILE.jsonl",
+                   help="also score heads on the token-pair relations of this file (see docs/analyses.md)")
+    p.add_argument("--force", action="store_true", help="recompute everything, even what is up to date")
+
+
+def resolve_runs(store, target: str) -> list[str]:
+    """The fine-tuned runs with maps that ``target`` (a task or a run id) names."""
+    from bertsecrets.errors import UserError
+
+    target = target.strip()
+    if target.startswith("run-"):
+        record = store.run(target)
+        if record is None:
+            raise UserError(f"no run {target} in the store at {store.root}: see `bertsecrets runs`")
+        # The maps of an experiment live with its fine-tuned run; other set-ups point there.
+        rows = store.rows("SELECT DISTINCT m.run_id FROM maps m JOIN runs r USING (run_id) "
+                          "WHERE r.experiment_id = ? AND m.status = 'done'", [record["experiment_id"]])
+        if not rows:
+            raise UserError(f"run {target} has no stored maps yet: finish its ingest first")
+        return [r["run_id"] for r in rows]
+    from ingest.tasks import get_task
+
+    task = get_task(target)
+    rows = store.rows("SELECT DISTINCT r.run_id, r.started_at FROM runs r JOIN maps m USING (run_id) "
+                      "WHERE r.task = ? AND r.setup = 'finetuned' AND m.status = 'done' ORDER BY r.started_at",
+                      [task.name])
+    if not rows:
+        raise UserError(f"no fine-tuned {task.title} run with maps in the store at {store.root}: "
+                        f"run `bertsecrets ingest {task.name}` first")
+    return [r["run_id"] for r in rows]
+
+
+def run(args: argparse.Namespace) -> int:
+    from ingest.analyses.driver import analyse
+    from ingest.analyses.summary import summary
+    from ingest.progress import make_progress
+    from store import Store
+
+    out = console()
+    store = Store.open(config.store_path(args.store))
+    for run_id in resolve_runs(store, args.target):
+        out.print(f"[bold]analyses of run {run_id}[/]")
+        with make_progress(out) as progress:
+            steps = analyse(store, run_id, out, progress, force=args.force, relations_file=args.relations)
+        out.print(f"  {'computed: ' + ', '.join(steps) if steps else 'up to date'}", highlight=False)
+        for table in summary(store, run_id):
+            out.print(table)
+    return 0
