@@ -11,7 +11,7 @@ import argparse
 from bertsecrets import config
 
 #: The modules in the order `bertsecrets --help` lists them.
-MODULES = ["ingest", "sql", "runs", "check", "figures"]
+MODULES = ["ingest", "sql", "runs", "check", "figures", "browse"]
 
 
 def store_arg(p: argparse.ArgumentParser) -> None:
