@@ -37,14 +37,12 @@ def half_block_segments(upper: np.ndarray, lower: np.ndarray | None, palette: Pa
 
     Neighbouring cells with the same pair of levels share one segment.
     """
-    upper = np.asarray(upper, dtype=np.int64)
-    lower = np.full_like(upper, -1) if lower is None else np.asarray(lower, dtype=np.int64)
-    if upper.size == 0:
-        return []
-    pairs = (upper + 1) * 1024 + (lower + 1)
-    starts = np.concatenate(([0], np.flatnonzero(np.diff(pairs)) + 1))
-    ends = np.append(starts[1:], upper.size)
-    return [
-        Segment(HALF_BLOCK * int(end - start), palette.half_block(int(upper[start]), int(lower[start])))
-        for start, end in zip(starts, ends)
-    ]
+    top = np.asarray(upper).tolist()  # plain ints: this loop runs for every line drawn
+    n = len(top)
+    bottom = [-1] * n if lower is None else np.asarray(lower).tolist()
+    segments, start = [], 0
+    for i in range(1, n + 1):
+        if i == n or top[i] != top[start] or bottom[i] != bottom[start]:
+            segments.append(Segment(HALF_BLOCK * (i - start), palette.half_block(top[start], bottom[start])))
+            start = i
+    return segments

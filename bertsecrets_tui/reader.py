@@ -169,6 +169,11 @@ class Reader:
                 self._examples.popitem(last=False)
         return data
 
+    def cached(self, run_id: str, role: str, example: int) -> np.ndarray | None:
+        """The maps of one input if they are in memory already (never touches the disk)."""
+        with self._lock:
+            return self._examples.get((run_id, role, example))
+
     def both(self, run_id: str, example: int) -> dict[str, np.ndarray | str]:
         """Both models' maps of one input; a role whose maps cannot be read gets its error text instead."""
         out: dict[str, np.ndarray | str] = {}

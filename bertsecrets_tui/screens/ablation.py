@@ -95,6 +95,13 @@ class AblationScreen(StoreScreen):
         self.stats = message.value
         self.draw()
 
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        grid = self.query_one(HeadGrid)
+        grid.move_cursor(self.selection.layer, self.selection.head, announce=False)
+        if self.query_one(TabbedContent).active == "tab-heads":
+            grid.focus()
+
     def rows(self, kind: str) -> list[dict[str, Any]]:
         assert self.stats is not None
         return [r for r in self.stats.rows("ablation") if r.get("kind") == kind and r.get("metric") == self.metric]

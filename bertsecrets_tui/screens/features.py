@@ -8,6 +8,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
 
+from bertsecrets_tui.markup import escape
 from bertsecrets_tui.messages import Loaded
 from bertsecrets_tui.reader import ROLES, RunStats
 from bertsecrets_tui.screens.base import StoreScreen
@@ -117,16 +118,16 @@ class FeaturesScreen(StoreScreen):
         )
 
     def fill_cls(self) -> None:
-        """Fig. 7: where [CLS] attends, per layer, over the token types (mean over heads and inputs)."""
+        """Fig. 7: where [CLS] attends, per layer, over the token types."""
         table = self.query_one("#cls-table", DataTable)
         table.clear(columns=True)
         stats = self.stats
         rows = of_role(stats, "cls_attention", self.cls_role) if stats else []
         title = self.query_one("#cls-title", Static)
         if not rows:
-            title.update(f"[CLS] attention per layer: not computed yet: run `bertsecrets analyze {stats.task if stats else '<task>'}`")
+            title.update(escape(f"[CLS] attention per layer: not computed yet: run `bertsecrets analyze {stats.task if stats else '<task>'}`"))
             return
-        title.update(f"where [CLS] attends, per layer ({self.cls_role}; t switches)")
+        title.update(escape(f"where [CLS] attends, per layer ({self.cls_role}; t switches)"))
         features = sorted({r["feature"] for r in rows})
         table.add_column("layer")
         for feature in features:
@@ -163,3 +164,4 @@ class FeaturesScreen(StoreScreen):
         for grid in self.query(HeadGrid):
             grid.move_cursor(self.selection.layer, self.selection.head, announce=False)
         self.describe()
+        self.query_one("#feature-finetuned", HeadGrid).focus()

@@ -17,7 +17,7 @@ from bertsecrets_tui.widgets.heatmap import GUTTER, ZOOMS, Heatmap
 PANES = ("pretrained", "finetuned", "difference")
 TITLES = {"pretrained": "pretrained", "finetuned": "fine-tuned", "difference": "fine-tuned − pretrained"}
 SHORT = {"pretrained": "pre", "finetuned": "ft", "difference": "Δ"}
-VIEWS = ("all", "finetuned", "pretrained", "difference")
+VIEWS = ("finetuned", "all", "pretrained", "difference")  # `v` goes from one pane to all three first
 
 
 def example_line(context: RunContext, e: int) -> str:
@@ -87,7 +87,12 @@ class MapScreen(RunMapsScreen):
         return (s.run_id, s.example, *(self.app.versions.get(t, 0) for t in self.DEPENDS))
 
     def load_maps(self) -> None:
-        self.load("example", self.reader.both, self.selection.run_id, self.selection.example)
+        s = self.selection
+        cached = {role: self.reader.cached(s.run_id, role, s.example) for role in ROLES}
+        if all(m is not None for m in cached.values()):  # read ahead: no need to wait for a thread
+            self.maps_loaded(Loaded("example", cached))
+        else:
+            self.load("example", self.reader.both, s.run_id, s.example)
 
     def show_error(self, text: str) -> None:
         for pane in self.panes():

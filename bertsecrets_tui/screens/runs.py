@@ -94,8 +94,8 @@ class RunsScreen(StoreScreen):
         self._fill()
         tasks = sorted({r["task"] for r in self.runs})
         note.update(
-            f"{len(self.runs)} runs of {len(tasks)} task{'s' if len(tasks) != 1 else ''} ({', '.join(tasks)}) "
-            f"in {self.app.store.root}" if self.runs else
+            f"{len(self.runs)} runs of {len(tasks)} task{'s' if len(tasks) != 1 else ''} ({', '.join(tasks)}); "
+            "Enter opens a run" if self.runs else
             "no runs yet: run `bertsecrets ingest mrpc` (this screen shows new runs as they start)"
         )
 

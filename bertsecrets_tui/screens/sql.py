@@ -65,7 +65,7 @@ class SQLScreen(StoreScreen):
                      id="sql-status", classes="status")
         yield DataTable(id="sql-result", zebra_stripes=True)
         yield Static("examples (Enter or click to run one):", classes="note")
-        yield OptionList(*(Option(title, id=str(i)) for i, (title, _) in enumerate(EXAMPLES)), id="sql-examples")
+        yield OptionList(*(Option(Text(title), id=str(i)) for i, (title, _) in enumerate(EXAMPLES)), id="sql-examples")
         yield from self.compose_footer()
 
     def on_screen_resume(self) -> None:

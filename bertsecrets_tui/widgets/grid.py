@@ -14,12 +14,13 @@ from textual.widget import Widget
 
 from bertsecrets_tui import palette as palettes
 from bertsecrets_tui.stats import Grid
+from bertsecrets_tui.widgets.look import CachedLook
 
 LABEL = 4  # "L12 "
 MAX_CELL = 6
 
 
-class HeadGrid(Widget, can_focus=True):
+class HeadGrid(CachedLook, Widget, can_focus=True):
     """Heads as cells: columns are heads, rows are layers (both shown 1-indexed)."""
 
     DEFAULT_CSS = """
@@ -123,23 +124,22 @@ class HeadGrid(Widget, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
-        base = self.rich_style
+        base, dim, mark = self.look
         if self.grid is None:
             return Strip([Segment((self.message if y == 0 else "")[:width], base)]).adjust_cell_length(width, base)
         w = self.cell_width
         layers, heads = self.shape
-        mark = base + Style(reverse=True, bold=True)
         if y == 0:
             segments = [Segment(" " * LABEL, base)]
             for h in range(heads):
                 label = str(h + 1) if w >= len(str(h + 1)) else str((h + 1) % 10)
-                segments.append(Segment(label.rjust(w)[:w], mark if h == self.cursor[1] else base + Style(dim=True)))
+                segments.append(Segment(label.rjust(w)[:w], mark if h == self.cursor[1] else dim))
             return Strip(segments).adjust_cell_length(width, base)
         layer = y - 1
         if layer >= layers:
             return Strip.blank(width, base)
         label = f"L{layer + 1}".rjust(LABEL - 1) + " "
-        segments = [Segment(label, mark if layer == self.cursor[0] else base + Style(dim=True))]
+        segments = [Segment(label, mark if layer == self.cursor[0] else dim)]
         palette = self.palette
         for h in range(heads):
             level = palette.n if (layer, h) == self.cursor else int(self._levels[layer, h])

@@ -24,6 +24,7 @@ from textual.strip import Strip
 
 from bertsecrets_tui import palette as palettes
 from bertsecrets_tui.raster import half_block_segments, resample
+from bertsecrets_tui.widgets.look import CachedLook
 
 #: Display cells per token along each axis; half a cell tall, so a token is square at every zoom.
 ZOOMS = (0.25, 0.5, 1.0, 2.0)
@@ -54,7 +55,7 @@ def clean(token: str) -> str:
     return token[2:] if token.startswith("##") else token
 
 
-class Heatmap(ScrollView, can_focus=True):
+class Heatmap(CachedLook, ScrollView, can_focus=True):
     """One L x L matrix as half-block pixels, with query/key labels and a cursor."""
 
     DEFAULT_CSS = """
@@ -218,9 +219,10 @@ class Heatmap(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
+        base = self.look[0]
         if self.matrix is None:
             text = self.message if y == 0 else ""
-            return Strip([Segment(text[:width].ljust(width), self.rich_style)], width)
+            return Strip([Segment(text[:width].ljust(width), base)], width)
         scroll_x, scroll_y = self.scroll_offset
         body_width = max(0, width - GUTTER)
         if y == 0:
@@ -229,7 +231,7 @@ class Heatmap(ScrollView, can_focus=True):
             line = scroll_y + y - 1
             gutter = self._gutter(line)
             body = self._body(line).crop(scroll_x, scroll_x + body_width)
-        return Strip.join([gutter, body]).adjust_cell_length(width, self.rich_style)
+        return Strip.join([gutter, body]).adjust_cell_length(width, base)
 
     def _cursor_cells(self) -> tuple[tuple[int, int], tuple[int, int]]:
         size = self._levels.shape[0]
@@ -258,8 +260,9 @@ class Heatmap(ScrollView, can_focus=True):
 
     def _gutter(self, line: int) -> Strip:
         size = self._levels.shape[0]
+        base, dim, marked = self.look
         if 2 * line >= size:
-            return Strip.blank(GUTTER, self.rich_style)
+            return Strip.blank(GUTTER, base)
         first = tokens_of(2 * line, self.n, size)[0]
         last = tokens_of(min(2 * line + 1, size - 1), self.n, size)[1] - 1
         if first == last:
@@ -269,8 +272,8 @@ class Heatmap(ScrollView, can_focus=True):
             text = f"{self.tokens[first][:half]}·{self.tokens[last][:half]}"
         else:
             text = f"{first}-{last}"
-        style = self.rich_style + (Style(reverse=True) if first <= self.cursor[0] <= last else Style(dim=True))
-        return Strip([Segment(text[: GUTTER - 1].rjust(GUTTER - 1), style), Segment(" ", self.rich_style)], GUTTER)
+        style = marked if first <= self.cursor[0] <= last else dim
+        return Strip([Segment(text[: GUTTER - 1].rjust(GUTTER - 1), style), Segment(" ", base)], GUTTER)
 
     def _header(self, scroll_x: int, width: int) -> tuple[Strip, Strip]:
         size = self._levels.shape[0]
@@ -287,7 +290,7 @@ class Heatmap(ScrollView, can_focus=True):
                 if all(ch == " " for ch in chars[c: c + len(label) + 1]):
                     chars[c: c + len(label)] = label
         c0, c1 = self._cursor_cells()[1]
-        dim, mark = self.rich_style + Style(dim=True), self.rich_style + Style(reverse=True, bold=True)
+        _, dim, mark = self.look
         body = Strip([Segment("".join(chars[:c0]), dim), Segment("".join(chars[c0:c1]), mark),
                       Segment("".join(chars[c1:]), dim)], size).crop(scroll_x, scroll_x + width)
         corner = Strip([Segment("q \\ k".rjust(GUTTER - 1) + " ", dim)], GUTTER)

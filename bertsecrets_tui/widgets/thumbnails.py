@@ -20,12 +20,13 @@ from textual.strip import Strip
 
 from bertsecrets_tui import palette as palettes
 from bertsecrets_tui.raster import half_block_segments, resample
+from bertsecrets_tui.widgets.look import CachedLook
 
 LABEL = 4  # "L12 "
 SIZES = (4, 6, 8, 12, 16, 24, 32)
 
 
-class Thumbnails(ScrollView, can_focus=True):
+class Thumbnails(CachedLook, ScrollView, can_focus=True):
     """attn[layer, head, L, L] of one input as a sheet of small heatmaps."""
 
     DEFAULT_CSS = """
@@ -176,13 +177,12 @@ class Thumbnails(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        base = self.rich_style
+        base, dim, mark = self.look
         if self.maps is None:
             return Strip([Segment((self.message if y == 0 else "")[:width], base)]).adjust_cell_length(width, base)
         sx, sy = self.scroll_offset
         t = self.thumb
         band = t // 2 + 1
-        mark, dim = base + Style(reverse=True, bold=True), base + Style(dim=True)
         if y == 0:
             segments = []
             for h in range(self.shape[1]):
@@ -204,7 +204,7 @@ class Thumbnails(ScrollView, can_focus=True):
         strip = self._strips.get(key)
         if strip is not None:
             return strip
-        t, base = self.thumb, self.rich_style
+        t, base = self.thumb, self.look[0]
         frame = base + Style(color=self.palette.cursor, bold=True)
         segments: list[Segment] = []
         for h in range(self.shape[1]):
