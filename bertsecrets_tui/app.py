@@ -10,6 +10,7 @@ from bertsecrets_tui.keys import PLACES
 from bertsecrets_tui.messages import StoreChanged
 from bertsecrets_tui.reader import Reader
 from bertsecrets_tui.screens.ablation import AblationScreen
+from bertsecrets_tui.screens.base import StoreScreen
 from bertsecrets_tui.screens.features import FeaturesScreen
 from bertsecrets_tui.screens.heads import HeadGridScreen
 from bertsecrets_tui.screens.help import HelpScreen
@@ -80,10 +81,13 @@ class BrowseApp(App):
 
     def select(self, **changes) -> None:
         """Change the shared selection (run, role, example, layer, head)."""
-        if "run_id" in changes and changes["run_id"] != self.selection.run_id:
+        new_run = "run_id" in changes and changes["run_id"] != self.selection.run_id
+        if new_run:
             self.selection = Selection(run_id=changes.pop("run_id"), role=self.selection.role)
         for name, value in changes.items():
             setattr(self.selection, name, value)
+        if new_run and isinstance(self.screen, StoreScreen):  # e.g. the first run, read after a screen was opened
+            self.screen.sync()
 
     # -- noticing new rows --------------------------------------------------
 

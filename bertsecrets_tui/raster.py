@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 from rich.segment import Segment
 
 from bertsecrets_tui.palette import Palette
 
 HALF_BLOCK = "▀"
+
+
+def message_lines(text: str, width: int) -> list[str]:
+    """A message wrapped to ``width`` columns: what a Line-API widget shows in place of its data."""
+    return textwrap.wrap(text, max(width, 8)) or [""]
 
 
 def bins(n: int, size: int) -> np.ndarray:

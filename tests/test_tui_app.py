@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
@@ -96,6 +95,10 @@ async def test_every_screen_shows_the_store(browse_store, labeller):
         assert app.screen.query_one(HeadGrid).grid.marks is not None
         assert app.screen.query_one("#ablation-layers", DataTable).row_count == maps.n_layers
         assert app.screen.query_one("#ablation-table1", DataTable).row_count == 3
+        await settle(pilot, *"oooooo")  # sort the table of every row by its sixth column, the change
+        everything = app.screen.query_one("#ablation-all", DataTable)
+        deltas = [float(everything.get_row_at(i)[5]) for i in range(everything.row_count)]
+        assert deltas == sorted(deltas) and len(deltas) == 1 + maps.n_layers * (maps.n_heads + 1)
 
         await settle(pilot, "s")
         assert app.current_mode == "sql"

@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from textual.widgets import Input
+
 from bertsecrets_tui.app import BrowseApp
 from test_tui_stores import handmade_store
 
@@ -37,6 +39,10 @@ def keys(*pressed: str):
                 await pilot.pause()
                 if not any(w.is_running for w in pilot.app.workers):
                     break
+        for box in pilot.app.screen.query(Input):  # a blinking cursor would make the picture random
+            box.cursor_blink = False
+        for _ in range(3):  # tables size their columns on the refresh after their rows arrive
+            await pilot.pause(0.05)
     return run
 
 

@@ -15,6 +15,7 @@ from bertsecrets_tui.screens.base import StoreScreen
 from bertsecrets_tui.screens.runs import SETUPS
 from bertsecrets_tui.stats import STATS, distinct, fmt, stat_grid
 from bertsecrets_tui.widgets.grid import HeadGrid
+from bertsecrets_tui.widgets.tables import fill
 
 ABLATION = next(s for s in STATS if s.key == "ablation")
 ALL_COLUMNS = ("kind", "layer", "head", "metric", "value", "delta", "ci_low", "ci_high", "changed", "n_examples")
@@ -160,11 +161,7 @@ class AblationScreen(StoreScreen):
 
     def _table(self, id: str, columns: tuple[str, ...], rows: list[tuple]) -> DataTable:
         table = self.query_one(f"#{id}", DataTable)
-        table.clear(columns=True)
-        for column in columns:
-            table.add_column(column, key=column)
-        for row in rows:
-            table.add_row(*row)
+        fill(table, columns, rows)
         return table
 
     def fill_layers(self) -> None:
@@ -252,8 +249,8 @@ class AblationScreen(StoreScreen):
         tabs.active = ids[(ids.index(tabs.active) + step) % len(ids)]
 
 
-def _num(value: float | None) -> float | str:
-    return "-" if value is None else round(value, 4)
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def _pct(value: float | None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -14,6 +15,7 @@ from bertsecrets_tui.reader import ROLES, RunStats
 from bertsecrets_tui.screens.base import StoreScreen
 from bertsecrets_tui.stats import Grid, distinct, fmt, of_role, per_head, points
 from bertsecrets_tui.widgets.grid import HeadGrid
+from bertsecrets_tui.widgets.tables import fill
 
 TITLES = {"pretrained": "pretrained", "finetuned": "fine-tuned", "difference": "fine-tuned − pretrained"}
 
@@ -120,22 +122,21 @@ class FeaturesScreen(StoreScreen):
     def fill_cls(self) -> None:
         """Fig. 7: where [CLS] attends, per layer, over the token types."""
         table = self.query_one("#cls-table", DataTable)
-        table.clear(columns=True)
         stats = self.stats
         rows = of_role(stats, "cls_attention", self.cls_role) if stats else []
         title = self.query_one("#cls-title", Static)
         if not rows:
+            fill(table, (), [])
             title.update(escape(f"[CLS] attention per layer: not computed yet: run `bertsecrets analyze {stats.task if stats else '<task>'}`"))
             return
         title.update(escape(f"where [CLS] attends, per layer ({self.cls_role}; t switches)"))
         features = sorted({r["feature"] for r in rows})
-        table.add_column("layer")
-        for feature in features:
-            table.add_column(feature)
+        lines = []
         for layer in sorted({r["layer"] for r in rows}):
             by = {r["feature"]: r["value"] for r in rows if r["layer"] == layer}
-            best = max(by, key=lambda f: by[f] or 0)
-            table.add_row(str(layer + 1), *(f"[b]{fmt(by.get(f))}[/]" if f == best else fmt(by.get(f)) for f in features))
+            best = max(by, key=lambda f: by[f] or 0)  # bold: where [CLS] attends most in this layer
+            lines.append([str(layer + 1), *(Text(fmt(by.get(f)), style="bold" if f == best else "") for f in features)])
+        fill(table, ("layer", *features), lines)
 
     def on_head_grid_moved(self, message: HeadGrid.Moved) -> None:
         self.app.select(layer=message.layer, head=message.head)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from bertsecrets_tui.markup import escape
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
 from bertsecrets_tui.keys import PLACES
+from bertsecrets_tui.markup import escape
 
 GENERAL = (
     ("?  F1", "this help"),

@@ -11,10 +11,10 @@ import numpy as np
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from bertsecrets_tui.markup import escape
 from textual.widgets import Static
 
 from bertsecrets import config
+from bertsecrets_tui.markup import escape
 from bertsecrets_tui.messages import Loaded
 from bertsecrets_tui.reader import Reader, RunContext
 from bertsecrets_tui.sampling import MapKey, Source, label_queue

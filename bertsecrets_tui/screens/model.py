@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from textual.app import ComposeResult
 from textual.binding import Binding
-from bertsecrets_tui.markup import escape
 from textual.widgets import Static
 
+from bertsecrets_tui.markup import escape
 from bertsecrets_tui.messages import Loaded
 from bertsecrets_tui.screens.base import RunMapsScreen
 from bertsecrets_tui.screens.map import class_line, example_line

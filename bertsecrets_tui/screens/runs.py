@@ -5,19 +5,20 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from textual.app import ComposeResult
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.binding import Binding
-from bertsecrets_tui.markup import escape
 from textual.widgets import DataTable, Static
 
+from bertsecrets_tui.markup import escape
 from bertsecrets_tui.messages import Loaded
 from bertsecrets_tui.screens.base import StoreScreen
 
 SETUPS = {"finetuned": "pretrained + fine-tuning", "random_init": "random init + fine-tuning",
           "no_finetuning": "pretrained, no fine-tuning"}
 SHORT_SETUPS = {"finetuned": "fine-tuned", "random_init": "random init", "no_finetuning": "not tuned"}
-COLUMNS = ("task", "set-up", "model", "seed", "metrics", "status", "examples", "started")
+#: The most telling first: at 80 columns the last ones scroll into view with the arrow keys.
+COLUMNS = ("task", "set-up", "metrics", "status", "dev (maps)", "model", "seed", "started")
 
 
 def metrics_text(run: dict[str, Any]) -> str:
@@ -34,22 +35,22 @@ def metrics_text(run: dict[str, Any]) -> str:
     return " ".join(parts) or "-"
 
 
-def when(value: dt.datetime | None) -> str:
-    return "-" if value is None else value.astimezone().strftime("%Y-%m-%d %H:%M")
+def when(value: dt.datetime | None, year: bool = False) -> str:
+    return "-" if value is None else value.astimezone().strftime("%Y-%m-%d %H:%M" if year else "%m-%d %H:%M")
 
 
 def status_text(run: dict[str, Any]) -> str:
     if run["status"] == "running":
-        return f"running: {run['stage'] or '...'}"
+        return f"▶ {run['stage'] or 'starting'}"
     return run["status"] or "-"
 
 
 def row_of(run: dict[str, Any]) -> tuple[str, ...]:
     maps = run.get("map_examples")
-    examples = f"{run['dev_examples'] or 0}" + (f" ({maps} maps)" if maps else "")
+    examples = f"{run['dev_examples'] or 0}" + (f" ({maps})" if maps else "")
     model = (run["model"] or "-").rsplit("/", 1)[-1]
-    return (run["task"] or "-", SHORT_SETUPS.get(run["setup"], run["setup"] or "-"), model, str(run["seed"]),
-            metrics_text(run), status_text(run), examples, when(run["started_at"]))
+    return (run["task"] or "-", SHORT_SETUPS.get(run["setup"], run["setup"] or "-"), metrics_text(run),
+            status_text(run), examples, model, str(run["seed"]), when(run["started_at"]))
 
 
 class RunsScreen(StoreScreen):
@@ -119,9 +120,9 @@ class RunsScreen(StoreScreen):
             return
         run_id = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         run = next(r for r in self.runs if r["run_id"] == run_id)
-        detail = (f"{SETUPS.get(run['setup'], run['setup'])} · {run_id} · {run['n_layers']} layers x {run['n_heads']} heads · "
-                  f"lr {run['learning_rate'] or '-'} · "
-                  f"{run['epochs']} epochs · max length {run['max_length']}")
+        detail = (f"{SETUPS.get(run['setup'], run['setup'])} · {escape(run['model'] or '-')} · {run_id} · "
+                  f"{run['n_layers']} layers x {run['n_heads']} heads · lr {run['learning_rate'] or '-'} · "
+                  f"{run['epochs']} epochs · max length {run['max_length']} · started {when(run['started_at'], year=True)}")
         if run.get("error"):
             detail += f" · [red]{escape(run['error'])}[/]"
         self.query_one("#run-detail", Static).update(detail)

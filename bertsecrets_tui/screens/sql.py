@@ -6,13 +6,14 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
-from bertsecrets_tui.markup import escape
 from textual.widgets import DataTable, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from bertsecrets_tui.markup import escape
 from bertsecrets_tui.messages import Loaded
 from bertsecrets_tui.screens.base import StoreScreen
 from bertsecrets_tui.widgets.history_input import HistoryInput
+from bertsecrets_tui.widgets.tables import fill
 from store import Store
 
 #: Rows shown in the table; DataTable slows down with many thousands, and nobody reads them here.
@@ -96,9 +97,6 @@ class SQLScreen(StoreScreen):
             return
         result = message.value
         table = self.query_one("#sql-result", DataTable)
-        table.clear(columns=True)
-        for name in result["columns"]:
-            table.add_column(name)
-        table.add_rows([[cell(v) for v in row] for row in result["rows"]])
+        fill(table, result["columns"], [[cell(v) for v in row] for row in result["rows"]])
         total, shown = result["total"], len(result["rows"])
         status.update(f"{total} row{'s' if total != 1 else ''}" + (f" (showing the first {shown})" if total > shown else ""))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 from rich.segment import Segment
-from rich.style import Style
 from textual import events
 from textual.binding import Binding
 from textual.geometry import Size
@@ -13,6 +12,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from bertsecrets_tui import palette as palettes
+from bertsecrets_tui.raster import message_lines
 from bertsecrets_tui.stats import Grid
 from bertsecrets_tui.widgets.look import CachedLook
 
@@ -87,7 +87,7 @@ class HeadGrid(CachedLook, Widget, can_focus=True):
         return int(np.clip((self.size.width - LABEL) // heads, 1, MAX_CELL))
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        return 1 + (self.shape[0] if self.grid is not None else 1)
+        return 1 + self.shape[0] if self.grid is not None else len(message_lines(self.message, width))
 
     # -- cursor -------------------------------------------------------------
 
@@ -126,7 +126,7 @@ class HeadGrid(CachedLook, Widget, can_focus=True):
         width = self.size.width
         base, dim, mark = self.look
         if self.grid is None:
-            return Strip([Segment((self.message if y == 0 else "")[:width], base)]).adjust_cell_length(width, base)
+            return self.message_strip(self.message, y, width)
         w = self.cell_width
         layers, heads = self.shape
         if y == 0:

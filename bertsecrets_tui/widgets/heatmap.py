@@ -13,7 +13,6 @@ import math
 
 import numpy as np
 from rich.segment import Segment
-from rich.style import Style
 from textual import events
 from textual.binding import Binding
 from textual.cache import LRUCache
@@ -221,8 +220,7 @@ class Heatmap(CachedLook, ScrollView, can_focus=True):
         width = self.scrollable_content_region.width
         base = self.look[0]
         if self.matrix is None:
-            text = self.message if y == 0 else ""
-            return Strip([Segment(text[:width].ljust(width), base)], width)
+            return self.message_strip(self.message, y, width)
         scroll_x, scroll_y = self.scroll_offset
         body_width = max(0, width - GUTTER)
         if y == 0:

@@ -1,4 +1,4 @@
-"""A widget's base, dim and highlighted text styles, cached until its CSS changes.
+"""A widget's base, dim and highlighted text styles, cached until its CSS changes; messages in place of data.
 
 ``Widget.rich_style`` walks the DOM on every call; a heatmap asks for it on
 every line it draws, which cost more than drawing the line.
@@ -6,7 +6,11 @@ every line it draws, which cost more than drawing the line.
 
 from __future__ import annotations
 
+from rich.segment import Segment
 from rich.style import Style
+from textual.strip import Strip
+
+from bertsecrets_tui.raster import message_lines
 
 
 class CachedLook:
@@ -24,3 +28,9 @@ class CachedLook:
             base = self.rich_style
             self._look = (base, base + Style(dim=True), base + Style(reverse=True, bold=True))
         return self._look
+
+    def message_strip(self, text: str, y: int, width: int) -> Strip:
+        """Line ``y`` of ``text`` wrapped to ``width``: a missing or unreadable piece, said where it would be."""
+        lines = message_lines(text, width)
+        base = self.look[0]
+        return Strip([Segment(lines[y] if y < len(lines) else "", base)]).adjust_cell_length(width, base)

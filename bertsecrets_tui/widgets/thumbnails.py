@@ -179,7 +179,7 @@ class Thumbnails(CachedLook, ScrollView, can_focus=True):
         width = self.scrollable_content_region.width
         base, dim, mark = self.look
         if self.maps is None:
-            return Strip([Segment((self.message if y == 0 else "")[:width], base)]).adjust_cell_length(width, base)
+            return self.message_strip(self.message, y, width)
         sx, sy = self.scroll_offset
         t = self.thumb
         band = t // 2 + 1
