@@ -9,7 +9,7 @@ step), which is the worst case of jumping around. The key goes in as the
 terminal driver delivers it (a Key event); Pilot's ``press`` would add its own
 wait until the whole process idles, which is Pilot's time, not the browser's.
 
-    python -m bench tui [--store PATH]   (default: a made-up store of L = 128 maps, 12 layers x 12 heads)
+    python -m bench tui [--store=PATH]   (default: a made-up store of L = 128 maps, 12 layers x 12 heads)
 """
 
 from __future__ import annotations

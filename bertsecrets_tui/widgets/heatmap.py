@@ -285,7 +285,7 @@ class Heatmap(CachedLook, ScrollView, can_focus=True):
             for k in range(0, self.n, 10):
                 c = cells_of(k, self.n, size)[0]
                 label = str(k)
-                if all(ch == " " for ch in chars[c: c + len(label) + 1]):
+                if all(ch == " " for ch in chars[max(c - 1, 0): c + len(label) + 1]):  # a space on each side
                     chars[c: c + len(label)] = label
         c0, c1 = self._cursor_cells()[1]
         _, dim, mark = self.look
