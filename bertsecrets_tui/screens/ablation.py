@@ -215,11 +215,11 @@ class AblationScreen(StoreScreen):
 
     # -- interaction ------------------------------------------------------------
 
-    def on_head_grid_moved(self, message: HeadGrid.Moved) -> None:
+    def on_head_cursor_moved(self, message: HeadGrid.Moved) -> None:
         self.app.select(layer=message.layer, head=message.head)
         self.describe()
 
-    def on_head_grid_chosen(self, message: HeadGrid.Chosen) -> None:
+    def on_head_cursor_chosen(self, message: HeadGrid.Chosen) -> None:
         self.app.select(layer=message.layer, head=message.head)
         self.app.action_goto("map")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer
 from textual.worker import get_current_worker
@@ -92,6 +93,10 @@ class RunMapsScreen(StoreScreen):
     """A screen of the selected run's maps: reads the run's context once, then maps as the selection moves."""
 
     DEPENDS = ("maps", "tokens", "examples", "map_classes", "labels")
+    BINDINGS = [
+        Binding("n", "example(1)", "next input"),
+        Binding("p", "example(-1)", "prev input"),
+    ]
 
     def __init__(self) -> None:
         super().__init__()

@@ -138,14 +138,14 @@ class FeaturesScreen(StoreScreen):
             lines.append([str(layer + 1), *(Text(fmt(by.get(f)), style="bold" if f == best else "") for f in features)])
         fill(table, ("layer", *features), lines)
 
-    def on_head_grid_moved(self, message: HeadGrid.Moved) -> None:
+    def on_head_cursor_moved(self, message: HeadGrid.Moved) -> None:
         self.app.select(layer=message.layer, head=message.head)
         for grid in self.query(HeadGrid):
-            if grid is not message.grid:
+            if grid is not message.widget:
                 grid.move_cursor(message.layer, message.head, announce=False)
         self.describe()
 
-    def on_head_grid_chosen(self, message: HeadGrid.Chosen) -> None:
+    def on_head_cursor_chosen(self, message: HeadGrid.Chosen) -> None:
         self.app.select(layer=message.layer, head=message.head)
         self.app.action_goto("map")
 

@@ -111,11 +111,11 @@ class HeadGridScreen(StoreScreen):
         lines += [f"{escape(name)}: {escape(text)}" for name, text in head_details(stats, layer, head, role)]
         self.query_one("#heads-details", Static).update("\n".join(lines))
 
-    def on_head_grid_moved(self, message: HeadGrid.Moved) -> None:
+    def on_head_cursor_moved(self, message: HeadGrid.Moved) -> None:
         self.app.select(layer=message.layer, head=message.head)
         self._describe(self.query_one(HeadGrid).grid)
 
-    def on_head_grid_chosen(self, message: HeadGrid.Chosen) -> None:
+    def on_head_cursor_chosen(self, message: HeadGrid.Chosen) -> None:
         self.app.select(layer=message.layer, head=message.head)
         self.app.action_goto("map")
 

@@ -31,7 +31,9 @@ def help_text(screen: Screen) -> str:
     lines += [f"  [b]{p.key}[/]  {p.title:<9} {escape(p.about)}" for p in PLACES]
     lines += ["", "[b]Everywhere[/]"]
     lines += [f"  [b]{escape(k):<14}[/] {escape(what)}" for k, what in GENERAL]
-    own = [b for b in screen.BINDINGS if isinstance(b, Binding)]
+    # The screen's keys, its base classes' included (Textual merges them the same way).
+    own = [b for cls in reversed(type(screen).__mro__) if cls.__module__.startswith("bertsecrets_tui")
+           for b in cls.__dict__.get("BINDINGS", []) if isinstance(b, Binding)]
     if own:
         title = next((p.title for p in PLACES if p.mode == getattr(screen, "PLACE", "")), "this screen")
         lines += ["", f"[b]{title}[/]"]

@@ -46,8 +46,6 @@ class MapScreen(RunMapsScreen):
 
     PLACE = "map"
     BINDINGS = [
-        Binding("n", "example(1)", "next input"),
-        Binding("p", "example(-1)", "prev input"),
         Binding("right_square_bracket", "head(1)", "head+"),
         Binding("left_square_bracket", "head(-1)", "head-", show=False),
         Binding("right_curly_bracket", "layer(1)", "layer+"),

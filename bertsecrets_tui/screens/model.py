@@ -19,8 +19,6 @@ class ModelScreen(RunMapsScreen):
 
     PLACE = "model"
     BINDINGS = [
-        Binding("n", "example(1)", "next input"),
-        Binding("p", "example(-1)", "prev input"),
         Binding("t", "role", "pre/fine-tuned"),
         Binding("plus,equals_sign", "zoom(1)", "bigger"),
         Binding("minus", "zoom(-1)", "smaller"),
@@ -77,11 +75,11 @@ class ModelScreen(RunMapsScreen):
         self.describe()
         sheet.focus()
 
-    def on_thumbnails_moved(self, message: Thumbnails.Moved) -> None:
+    def on_head_cursor_moved(self, message: Thumbnails.Moved) -> None:
         self.app.select(layer=message.layer, head=message.head)
         self.describe()
 
-    def on_thumbnails_chosen(self, message: Thumbnails.Chosen) -> None:
+    def on_head_cursor_chosen(self, message: Thumbnails.Chosen) -> None:
         self.app.select(layer=message.layer, head=message.head)
         self.app.action_goto("map")
 

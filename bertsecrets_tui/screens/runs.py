@@ -114,12 +114,19 @@ class RunsScreen(StoreScreen):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._describe()
 
-    def _describe(self) -> None:
+    def highlighted(self) -> dict[str, Any] | None:
+        """The run under the table's cursor."""
         table = self.query_one(DataTable)
         if not table.row_count:
-            return
+            return None
         run_id = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        run = next(r for r in self.runs if r["run_id"] == run_id)
+        return next(r for r in self.runs if r["run_id"] == run_id)
+
+    def _describe(self) -> None:
+        run = self.highlighted()
+        if run is None:
+            return
+        run_id = run["run_id"]
         detail = (f"{SETUPS.get(run['setup'], run['setup'])} · {escape(run['model'] or '-')} · {run_id} · "
                   f"{run['n_layers']} layers x {run['n_heads']} heads · lr {run['learning_rate'] or '-'} · "
                   f"{run['epochs']} epochs · max length {run['max_length']} · started {when(run['started_at'], year=True)}")
@@ -132,11 +139,9 @@ class RunsScreen(StoreScreen):
 
     def action_open(self) -> None:
         """Open the chosen run's heads: its experiment's fine-tuned run, which holds the maps."""
-        table = self.query_one(DataTable)
-        if not table.row_count:
+        run = self.highlighted()
+        if run is None:
             return
-        run_id = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        run = next(r for r in self.runs if r["run_id"] == run_id)
         if not run["map_sets"]:
             with_maps = [r for r in self.runs if r["experiment_id"] == run["experiment_id"] and r["map_sets"]]
             if with_maps:

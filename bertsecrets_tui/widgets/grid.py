@@ -5,22 +5,20 @@ from __future__ import annotations
 import numpy as np
 from rich.segment import Segment
 from textual import events
-from textual.binding import Binding
 from textual.geometry import Size
-from textual.message import Message
 from textual.strip import Strip
-from textual.widget import Widget
 
 from bertsecrets_tui import palette as palettes
 from bertsecrets_tui.raster import message_lines
 from bertsecrets_tui.stats import Grid
+from bertsecrets_tui.widgets.head_cursor import HeadCursor
 from bertsecrets_tui.widgets.look import CachedLook
 
 LABEL = 4  # "L12 "
 MAX_CELL = 6
 
 
-class HeadGrid(CachedLook, Widget, can_focus=True):
+class HeadGrid(CachedLook, HeadCursor, can_focus=True):
     """Heads as cells: columns are heads, rows are layers (both shown 1-indexed)."""
 
     DEFAULT_CSS = """
@@ -30,39 +28,16 @@ class HeadGrid(CachedLook, Widget, can_focus=True):
     }
     """
 
-    BINDINGS = [
-        Binding("up", "move(-1, 0)", "layer -1", show=False),
-        Binding("down", "move(1, 0)", "layer +1", show=False),
-        Binding("left", "move(0, -1)", "head -1", show=False),
-        Binding("right", "move(0, 1)", "head +1", show=False),
-        Binding("enter", "choose", "open head", show=False),
-    ]
-
-    class Moved(Message):
-        """The cursor is on another head."""
-
-        def __init__(self, grid: "HeadGrid", layer: int, head: int) -> None:
-            super().__init__()
-            self.grid, self.layer, self.head = grid, layer, head
-
-        @property
-        def control(self) -> "HeadGrid":
-            return self.grid
-
-    class Chosen(Moved):
-        """Enter (or a click on the cursor's head): open this head."""
-
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.grid: Grid | None = None
-        self.shape = (0, 0)
-        self.cursor = (0, 0)
+        self._shape = (0, 0)
         self.message = "loading..."
         self._levels = np.zeros((0, 0), dtype=np.int16)
 
     def show(self, grid: Grid) -> None:
         self.grid, self.message = grid, ""
-        self.shape = grid.values.shape
+        self._shape = grid.values.shape
         if grid.kind == "cat":
             self._levels = np.where(np.isnan(grid.values), -1, grid.values).astype(np.int16)
         else:
@@ -75,6 +50,10 @@ class HeadGrid(CachedLook, Widget, can_focus=True):
         self.refresh(layout=True)
 
     @property
+    def shape(self) -> tuple[int, int]:
+        return self._shape if self.grid is not None else (0, 0)
+
+    @property
     def palette(self) -> palettes.Palette:
         if self.grid is not None and self.grid.kind == "cat":
             return palettes.classes()
@@ -83,42 +62,19 @@ class HeadGrid(CachedLook, Widget, can_focus=True):
 
     @property
     def cell_width(self) -> int:
-        heads = max(self.shape[1], 1)
+        heads = max(self._shape[1], 1)
         return int(np.clip((self.size.width - LABEL) // heads, 1, MAX_CELL))
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        return 1 + self.shape[0] if self.grid is not None else len(message_lines(self.message, width))
+        return 1 + self._shape[0] if self.grid is not None else len(message_lines(self.message, width))
 
     # -- cursor -------------------------------------------------------------
-
-    def move_cursor(self, layer: int, head: int, announce: bool = True) -> None:
-        if self.grid is None:
-            return
-        cursor = (int(np.clip(layer, 0, self.shape[0] - 1)), int(np.clip(head, 0, self.shape[1] - 1)))
-        if cursor != self.cursor:
-            self.cursor = cursor
-            self.refresh()
-            if announce:
-                self.post_message(self.Moved(self, *cursor))
-
-    def action_move(self, dl: int, dh: int) -> None:
-        self.move_cursor(self.cursor[0] + dl, self.cursor[1] + dh)
-
-    def action_choose(self) -> None:
-        if self.grid is not None:
-            self.post_message(self.Chosen(self, *self.cursor))
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
         if offset is None or self.grid is None or offset.y < 1 or offset.x < LABEL:
             return
-        layer, head = offset.y - 1, (offset.x - LABEL) // self.cell_width
-        if layer < self.shape[0] and head < self.shape[1]:
-            self.focus()
-            if (layer, head) == self.cursor:
-                self.action_choose()
-            else:
-                self.move_cursor(layer, head)
+        self.click_head(offset.y - 1, (offset.x - LABEL) // self.cell_width)
 
     # -- rendering ----------------------------------------------------------
 

@@ -11,22 +11,21 @@ import numpy as np
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
-from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.geometry import Size
-from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from bertsecrets_tui import palette as palettes
 from bertsecrets_tui.raster import half_block_segments, resample
+from bertsecrets_tui.widgets.head_cursor import HeadCursor
 from bertsecrets_tui.widgets.look import CachedLook
 
 LABEL = 4  # "L12 "
 SIZES = (4, 6, 8, 12, 16, 24, 32)
 
 
-class Thumbnails(CachedLook, ScrollView, can_focus=True):
+class Thumbnails(CachedLook, HeadCursor, ScrollView, can_focus=True):
     """attn[layer, head, L, L] of one input as a sheet of small heatmaps."""
 
     DEFAULT_CSS = """
@@ -36,34 +35,11 @@ class Thumbnails(CachedLook, ScrollView, can_focus=True):
     }
     """
 
-    BINDINGS = [
-        Binding("up", "move(-1, 0)", "layer -1", show=False),
-        Binding("down", "move(1, 0)", "layer +1", show=False),
-        Binding("left", "move(0, -1)", "head -1", show=False),
-        Binding("right", "move(0, 1)", "head +1", show=False),
-        Binding("enter", "choose", "open head", show=False),
-    ]
-
-    class Moved(Message):
-        """The cursor is on another head."""
-
-        def __init__(self, sheet: "Thumbnails", layer: int, head: int) -> None:
-            super().__init__()
-            self.sheet, self.layer, self.head = sheet, layer, head
-
-        @property
-        def control(self) -> "Thumbnails":
-            return self.sheet
-
-    class Chosen(Moved):
-        """Enter (or a click on the cursor's head): open this head's map."""
-
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.maps: np.ndarray | None = None
         self.message = "loading..."
         self.size_cells = 0  # 0: fit the width
-        self.cursor = (0, 0)
         self._levels = np.zeros((0, 0, 0, 0), dtype=np.int16)
         self._generation = 0
         self._strips: LRUCache[tuple, Strip] = LRUCache(512)
@@ -120,20 +96,9 @@ class Thumbnails(CachedLook, ScrollView, can_focus=True):
 
     # -- cursor -------------------------------------------------------------
 
-    def move_cursor(self, layer: int, head: int, announce: bool = True) -> None:
-        if self.maps is None:
-            return
-        layers, heads = self.shape
-        cursor = (int(np.clip(layer, 0, layers - 1)), int(np.clip(head, 0, heads - 1)))
-        if cursor == self.cursor:
-            return
-        self.cursor = cursor
+    def cursor_moved(self) -> None:
         t = self.thumb
-        top = 1 + cursor[0] * (t // 2 + 1)
-        self.scroll_to_region_of(LABEL + cursor[1] * (t + 1), top, t + 1, t // 2 + 1)
-        self.refresh()
-        if announce:
-            self.post_message(self.Moved(self, *cursor))
+        self.scroll_to_region_of(LABEL + self.cursor[1] * (t + 1), 1 + self.cursor[0] * (t // 2 + 1), t + 1, t // 2 + 1)
 
     def scroll_to_region_of(self, x: int, y: int, w: int, h: int) -> None:
         sx, sy = self.scroll_offset
@@ -148,13 +113,6 @@ class Thumbnails(CachedLook, ScrollView, can_focus=True):
             sy = y + h - view_h
         self.scroll_to(sx, sy, animate=False, immediate=True)
 
-    def action_move(self, dl: int, dh: int) -> None:
-        self.move_cursor(self.cursor[0] + dl, self.cursor[1] + dh)
-
-    def action_choose(self) -> None:
-        if self.maps is not None:
-            self.post_message(self.Chosen(self, *self.cursor))
-
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
         if offset is None or self.maps is None:
@@ -164,14 +122,7 @@ class Thumbnails(CachedLook, ScrollView, can_focus=True):
         x, y = offset.x + sx - LABEL, offset.y + sy - 1
         if x < 0 or y < 0:
             return
-        layer, head = y // (t // 2 + 1), x // (t + 1)
-        layers, heads = self.shape
-        if layer < layers and head < heads:
-            self.focus()
-            if (layer, head) == self.cursor:
-                self.action_choose()
-            else:
-                self.move_cursor(layer, head)
+        self.click_head(y // (t // 2 + 1), x // (t + 1))
 
     # -- rendering ----------------------------------------------------------
 
