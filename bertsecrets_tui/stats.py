@@ -191,6 +191,17 @@ def stat_grid(stat: HeadStat, stats: RunStats, option: str | None, role: str) ->
     return (None if grid.empty else grid), option
 
 
+def change_text(row: dict[str, Any]) -> str:
+    """An ablation row's change and interval in percentage points: "+1.2 [+0.2, +2.1] *" (* = excludes 0)."""
+    if row.get("delta") is None:
+        return "-"
+    text = f"{100 * row['delta']:+.1f}"
+    low, high = row.get("ci_low"), row.get("ci_high")
+    if low is not None and high is not None:
+        text += f" [{100 * low:+.1f}, {100 * high:+.1f}]" + (" *" if low > 0 or high < 0 else "")
+    return text
+
+
 def fmt(value: float | None, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "-"
@@ -212,7 +223,8 @@ def head_details(stats: RunStats, layer: int, head: int, role: str) -> list[tupl
         (r for r in of_role(stats, "class_shares", role, source=source) if r["layer"] == layer and r["head"] == head),
         key=lambda r: -(r["share"] or 0),
     )
-    out.append(("class", ", ".join(f"{r['label']} {100 * (r['share'] or 0):.0f}%" for r in shares[:2]) + (f" ({source})" if shares else "-")))
+    top = ", ".join(f"{r['label']} {100 * (r['share'] or 0):.0f}%" for r in shares[:2])
+    out.append(("class", f"{top} ({source})" if shares else "-"))
     hs = one("head_stats") or {}
     out.append(("entropy", fmt(hs.get("entropy"), 2)))
     out.append(("[CLS]/[SEP]", f"{fmt(hs.get('attn_cls'), 2)} / {fmt(hs.get('attn_sep'), 2)}"))
@@ -225,8 +237,7 @@ def head_details(stats: RunStats, layer: int, head: int, role: str) -> list[tupl
     for metric in distinct(stats, "ablation", "metric"):
         ab = one("ablation", role_bound=False, kind="head", metric=metric)
         if ab:
-            sig = " *" if (ab["ci_low"] or 0) > 0 or (ab["ci_high"] or 0) < 0 else ""
-            out.append((f"disable: {metric}", f"{100 * ab['delta']:+.1f} [{100 * ab['ci_low']:+.1f}, {100 * ab['ci_high']:+.1f}]{sig}"))
+            out.append((f"disable: {metric}", change_text(ab)))
     for feature in distinct(stats, "feature_attention", "feature", role):
         fa = one("feature_attention", feature=feature)
         out.append((f"to {feature}", fmt(fa.get("value") if fa else None)))

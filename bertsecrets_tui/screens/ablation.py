@@ -13,28 +13,13 @@ from bertsecrets_tui.messages import Loaded
 from bertsecrets_tui.reader import RunStats
 from bertsecrets_tui.screens.base import StoreScreen
 from bertsecrets_tui.screens.runs import SETUPS
-from bertsecrets_tui.stats import STATS, distinct, fmt, stat_grid
+from bertsecrets_tui.stats import STATS, change_text, distinct, fmt, stat_grid
 from bertsecrets_tui.widgets.grid import HeadGrid
 from bertsecrets_tui.widgets.tables import fill
 
 ABLATION = next(s for s in STATS if s.key == "ablation")
 ALL_COLUMNS = ("kind", "layer", "head", "metric", "value", "delta", "ci_low", "ci_high", "changed", "n_examples")
 SETUP_ORDER = ("no_finetuning", "random_init", "finetuned")
-
-
-def excludes_zero(row: dict[str, Any]) -> bool:
-    low, high = row.get("ci_low"), row.get("ci_high")
-    return low is not None and high is not None and (low > 0 or high < 0)
-
-
-def change_text(row: dict[str, Any]) -> str:
-    """Delta and interval in percentage points: "+1.2 [+0.2, +2.1] *"."""
-    if row.get("delta") is None:
-        return "-"
-    text = f"{100 * row['delta']:+.1f}"
-    if row.get("ci_low") is not None and row.get("ci_high") is not None:
-        text += f" [{100 * row['ci_low']:+.1f}, {100 * row['ci_high']:+.1f}]"
-    return text + (" *" if excludes_zero(row) else "")
 
 
 def one_based(value: int | None) -> str:

@@ -127,7 +127,8 @@ class FeaturesScreen(StoreScreen):
         title = self.query_one("#cls-title", Static)
         if not rows:
             fill(table, (), [])
-            title.update(escape(f"[CLS] attention per layer: not computed yet: run `bertsecrets analyze {stats.task if stats else '<task>'}`"))
+            task = stats.task if stats else "<task>"
+            title.update(escape(f"[CLS] attention per layer: not computed yet: run `bertsecrets analyze {task}`"))
             return
         title.update(escape(f"where [CLS] attends, per layer ({self.cls_role}; t switches)"))
         features = sorted({r["feature"] for r in rows})

@@ -157,7 +157,6 @@ class MapScreen(RunMapsScreen):
         self.query_one("#map-classes", Static).update(class_line(context, s.example, s.layer, s.head))
         self.describe_cursor()
 
-
     def describe_cursor(self) -> None:
         panes = [p for p in self.panes() if p.matrix is not None]
         if not panes:
