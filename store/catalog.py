@@ -104,6 +104,24 @@ class Catalog:
                 f"catalog file {path} is unreadable ({exc}); run `bertsecrets check` to see what else is affected"
             ) from exc
 
+    def fingerprint(self, tables: Iterable[str] | None = None) -> dict[str, tuple]:
+        """Per table, a token that changes whenever a part is written, replaced or removed.
+
+        Only file names, inodes, sizes and modification times: cheap enough for a reader
+        to poll every second while an ingest writes, without running a query.
+        """
+        out = {}
+        for name in tables if tables is not None else TABLES:
+            try:
+                with os.scandir(self.tables_dir / name) as entries:
+                    out[name] = tuple(sorted(
+                        (e.name, e.inode(), e.stat().st_size, e.stat().st_mtime_ns)
+                        for e in entries if e.name.endswith(".parquet") and not e.name.startswith(".")
+                    ))
+            except FileNotFoundError:
+                out[name] = ()
+        return out
+
     def parts(self, table: str) -> list[str]:
         folder = self.tables_dir / table
         if not folder.is_dir():

@@ -1,0 +1,116 @@
+"""The browser: a Textual app over one store, with a screen per view and a poll that notices new rows."""
+
+from __future__ import annotations
+
+from textual.app import App
+from textual.binding import Binding
+from textual.worker import get_current_worker
+
+from bertsecrets_tui.keys import PLACES
+from bertsecrets_tui.messages import StoreChanged
+from bertsecrets_tui.reader import Reader
+from bertsecrets_tui.screens.ablation import AblationScreen
+from bertsecrets_tui.screens.base import StoreScreen
+from bertsecrets_tui.screens.features import FeaturesScreen
+from bertsecrets_tui.screens.heads import HeadGridScreen
+from bertsecrets_tui.screens.help import HelpScreen
+from bertsecrets_tui.screens.labelling import LabellingScreen
+from bertsecrets_tui.screens.map import MapScreen
+from bertsecrets_tui.screens.model import ModelScreen
+from bertsecrets_tui.screens.runs import RunsScreen
+from bertsecrets_tui.screens.sql import SQLScreen
+from bertsecrets_tui.state import Selection
+from store import Store
+
+SCREENS = {
+    "runs": RunsScreen, "heads": HeadGridScreen, "map": MapScreen, "model": ModelScreen,
+    "label": LabellingScreen, "features": FeaturesScreen, "ablation": AblationScreen, "sql": SQLScreen,
+}
+
+
+class BrowseApp(App):
+    """Browse the runs, heads, maps, classes, features and ablations of a bertsecrets store."""
+
+    TITLE = "bertsecrets"
+    CSS_PATH = "app.tcss"
+    ENABLE_COMMAND_PALETTE = False
+    MODES = SCREENS
+    DEFAULT_MODE = "runs"
+    BINDINGS = [
+        *(Binding(p.key, f"goto('{p.mode}')", p.title, show=False) for p in PLACES),
+        Binding("question_mark,f1", "help", "help"),
+        Binding("escape", "back", "back"),
+        Binding("q", "quit", "quit"),
+    ]
+
+    def __init__(self, store: Store, truecolor: bool | None = None, poll_seconds: float = 1.0) -> None:
+        super().__init__()
+        self.store = store
+        self.reader = Reader(store)
+        #: None: follow the terminal (Rich's detection, or $TEXTUAL_COLOR_SYSTEM).
+        self.truecolor = truecolor
+        self.selection = Selection()
+        #: Per catalog table, how many times it changed on disk since the app started.
+        self.versions: dict[str, int] = {}
+        self.sub_title = str(store.root)
+        self._poll_seconds = poll_seconds
+        self._fingerprint: dict[str, tuple] | None = None
+        self._polling = False
+        self._history: list[str] = []
+
+    def on_mount(self) -> None:
+        self.set_interval(self._poll_seconds, self.poll)
+        self.poll()
+
+    # -- navigation ---------------------------------------------------------
+
+    def action_goto(self, mode: str) -> None:
+        if mode != self.current_mode:
+            self._history.append(self.current_mode)
+            self.switch_mode(mode)
+
+    def action_back(self) -> None:
+        if len(self.screen_stack) > 1:
+            self.pop_screen()
+        elif self._history:
+            self.switch_mode(self._history.pop())
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    def select(self, **changes) -> None:
+        """Change the shared selection (run, role, example, layer, head)."""
+        new_run = "run_id" in changes and changes["run_id"] != self.selection.run_id
+        if new_run:
+            self.selection = Selection(run_id=changes.pop("run_id"), role=self.selection.role)
+        for name, value in changes.items():
+            setattr(self.selection, name, value)
+        if new_run and isinstance(self.screen, StoreScreen):  # e.g. the first run, read after a screen was opened
+            self.screen.sync()
+
+    # -- noticing new rows --------------------------------------------------
+
+    def poll(self) -> None:
+        """Look for catalog parts written since the last look (cheap: file names and times only)."""
+        if not self._polling:
+            self._polling = True
+            self.run_worker(self._poll, group="poll", thread=True, exit_on_error=False)
+
+    def _poll(self) -> None:
+        try:
+            current = self.reader.fingerprint()
+            previous, self._fingerprint = self._fingerprint, current
+            if previous is not None and not get_current_worker().is_cancelled:
+                changed = frozenset(t for t in current if current[t] != previous.get(t))
+                if changed:
+                    self.post_message(StoreChanged(changed))
+        finally:
+            self._polling = False
+
+    def on_store_changed(self, message: StoreChanged) -> None:
+        for table in message.tables:
+            self.versions[table] = self.versions.get(table, 0) + 1
+        self.reader.forget(set(message.tables))
+        if self.screen_stack:  # none while the app shuts down
+            self.screen.post_message(StoreChanged(message.tables))

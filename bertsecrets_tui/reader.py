@@ -1,0 +1,258 @@
+"""What the browser reads from a store, with the caches that make stepping through maps fast.
+
+Every method may run in a worker thread: the catalog gives each thread its own
+DuckDB connection, and the caches here are guarded by one lock. No Textual here,
+so the reads are tested (and benchmarked) without an app.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bertsecrets.errors import UserError
+from store import Store, StoreError
+from store.labels import PATTERN_CLASSES
+from store.maps import MapReader
+
+ROLES = ("pretrained", "finetuned")
+#: Tables whose rows describe heads of a run (read together, see RunStats).
+HEAD_TABLES = ("head_stats", "feature_attention", "cls_attention", "head_change", "class_shares",
+               "relation_heads", "classifiers", "ablation", "head_importance", "pruning")
+#: Sources of machine-given pattern classes, the preferred first.
+CLASS_SOURCES = ("classifier", "rules")
+
+RUNS_SQL = """
+SELECT r.run_id, r.experiment_id, r.task, r.setup, r.model_used AS model, r.seed, r.status, r.stage,
+       r.accuracy, r.f1, r.pearson, r.spearman, r.n_layers, r.n_heads, r.dev_examples,
+       r.started_at, r.finished_at, r.error, r.train_seconds, r.learning_rate, r.epochs, r.max_length,
+       (SELECT max(m.n_examples) FROM maps m WHERE m.run_id = r.run_id AND m.status = 'done') AS map_examples,
+       (SELECT count(*) FROM maps m WHERE m.run_id = r.run_id AND m.status = 'done') AS map_sets
+FROM runs r
+ORDER BY r.task, r.started_at, r.setup
+"""
+
+
+@dataclass
+class RunStats:
+    """The analysis and ablation rows of one run (empty lists where nothing is computed yet)."""
+
+    run_id: str
+    task: str
+    n_layers: int
+    n_heads: int
+    tables: dict[str, list[dict[str, Any]]]
+    seeds: list[dict[str, Any]]  # ablation_seeds of the run's experiment
+    setups: list[dict[str, Any]]  # the runs of the same experiment (Table 1)
+
+    def rows(self, table: str) -> list[dict[str, Any]]:
+        return self.tables.get(table, [])
+
+
+@dataclass
+class MapClasses:
+    """Machine-given and people's pattern classes of every map of a run.
+
+    ``machine[source, role, example, layer, head]`` is a class index into
+    PATTERN_CLASSES or -1; ``people`` maps a map key to {labeller: label}.
+    """
+
+    machine: np.ndarray
+    confidence: np.ndarray
+    people: dict[tuple[str, int, int, int], dict[str, str]]
+
+    def describe(self, role: str, example: int, layer: int, head: int) -> list[tuple[str, str]]:
+        """(who, class) pairs for one map: rules, classifier (with confidence), then each person."""
+        r = ROLES.index(role)
+        out = []
+        for s, source in enumerate(CLASS_SOURCES):
+            if example < self.machine.shape[2]:
+                c = int(self.machine[s, r, example, layer, head])
+                if c >= 0:
+                    conf = self.confidence[s, r, example, layer, head]
+                    out.append((source, PATTERN_CLASSES[c] + ("" if np.isnan(conf) else f" ({conf:.2f})")))
+        for who, label in sorted(self.people.get((role, example, layer, head), {}).items()):
+            out.append((who, label))
+        return out
+
+
+@dataclass
+class RunContext:
+    """What the map screens need about a run besides the maps: sizes, tokens, texts, classes."""
+
+    run_id: str
+    task: str
+    n_layers: int
+    n_heads: int
+    n_examples: int
+    tokens: list[list[str]]
+    examples: list[dict[str, Any]]
+    classes: MapClasses
+
+
+class Reader:
+    """Cached reads of one store for the browser."""
+
+    def __init__(self, store: Store, cached_examples: int = 24) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._map_readers: dict[tuple[str, str], MapReader] = {}
+        self._examples: OrderedDict[tuple[str, str, int], np.ndarray] = OrderedDict()
+        self._cached_examples = cached_examples
+        self._tokens: dict[str, list[list[str]]] = {}
+
+    # -- change detection ---------------------------------------------------
+
+    def fingerprint(self) -> dict[str, tuple]:
+        return self.store.catalog.fingerprint()
+
+    def forget(self, tables: set[str]) -> None:
+        """Drop what was cached from ``tables`` (their parts changed on disk)."""
+        with self._lock:
+            if "maps" in tables:
+                self._map_readers.clear()
+                self._examples.clear()
+            if "tokens" in tables:
+                self._tokens.clear()
+
+    # -- runs ---------------------------------------------------------------
+
+    def runs(self) -> list[dict[str, Any]]:
+        return self.store.rows(RUNS_SQL)
+
+    @staticmethod
+    def default_run(runs: list[dict[str, Any]]) -> str | None:
+        """The latest fine-tuned run whose maps are finished, else the latest run."""
+        with_maps = [r for r in runs if r["map_sets"]]
+        chosen = with_maps or runs
+        if not chosen:
+            return None
+        return max(chosen, key=lambda r: (r["finished_at"] or r["started_at"]).timestamp())["run_id"]
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        rows = self.store.rows(RUNS_SQL.replace("ORDER BY", "WHERE r.run_id = ? ORDER BY"), [run_id])
+        return rows[0] if rows else None
+
+    def known_run(self, run_id: str) -> dict[str, Any]:
+        run = self.run(run_id)
+        if run is None:
+            raise StoreError(f"run {run_id} is not in the store: pick another on the Runs screen")
+        return run
+
+    # -- maps ---------------------------------------------------------------
+
+    def maps(self, run_id: str, role: str) -> MapReader:
+        key = (run_id, role)
+        with self._lock:
+            reader = self._map_readers.get(key)
+        if reader is None:
+            reader = self.store.maps(run_id, role)
+            with self._lock:
+                self._map_readers[key] = reader
+        return reader
+
+    def example(self, run_id: str, role: str, example: int) -> np.ndarray:
+        """attn[layer, head, query, key] of one input, kept in a small LRU."""
+        key = (run_id, role, example)
+        with self._lock:
+            if key in self._examples:
+                self._examples.move_to_end(key)
+                return self._examples[key]
+        data = self.maps(run_id, role).example(example)
+        with self._lock:
+            self._examples[key] = data
+            while len(self._examples) > self._cached_examples:
+                self._examples.popitem(last=False)
+        return data
+
+    def cached(self, run_id: str, role: str, example: int) -> np.ndarray | None:
+        """The maps of one input if they are in memory already (never touches the disk)."""
+        with self._lock:
+            return self._examples.get((run_id, role, example))
+
+    def both(self, run_id: str, example: int) -> dict[str, np.ndarray | str]:
+        """Both models' maps of one input; a role whose maps cannot be read gets its error text instead."""
+        out: dict[str, np.ndarray | str] = {}
+        for role in ROLES:
+            try:
+                out[role] = self.example(run_id, role, example)
+            except UserError as exc:
+                out[role] = str(exc)
+        return out
+
+    def context(self, run_id: str) -> RunContext:
+        run = self.known_run(run_id)
+        maps = self.maps(run_id, "finetuned")
+        n = len(maps)
+        return RunContext(run_id, run["task"], maps.n_layers, maps.n_heads, n, self.tokens(run_id),
+                          self.examples(run_id), self.map_classes(run_id, n, maps.n_layers, maps.n_heads))
+
+    def tokens(self, run_id: str) -> list[list[str]]:
+        """The word pieces of every stored input of a run, by example and position."""
+        with self._lock:
+            cached = self._tokens.get(run_id)
+        if cached is not None:
+            return cached
+        table = self.store.query(
+            "SELECT example, token FROM tokens WHERE run_id = ? ORDER BY example, position", [run_id]
+        )
+        examples = table["example"].to_numpy()
+        words = table["token"].to_pylist()
+        n = int(examples.max()) + 1 if len(examples) else 0
+        out: list[list[str]] = [[] for _ in range(n)]
+        for e, w in zip(examples.tolist(), words):
+            out[e].append(w)
+        with self._lock:
+            self._tokens[run_id] = out
+        return out
+
+    def examples(self, run_id: str) -> list[dict[str, Any]]:
+        return self.store.rows(
+            "SELECT example, text_a, text_b, label, prediction, correct, n_tokens FROM examples "
+            "WHERE run_id = ? ORDER BY example", [run_id]
+        )
+
+    def map_classes(self, run_id: str, n_examples: int, n_layers: int, n_heads: int) -> MapClasses:
+        shape = (len(CLASS_SOURCES), len(ROLES), n_examples, n_layers, n_heads)
+        machine = np.full(shape, -1, dtype=np.int8)
+        confidence = np.full(shape, np.nan, dtype=np.float32)
+        table = self.store.query(
+            "SELECT source, role, example, layer, head, label, confidence FROM map_classes "
+            "WHERE run_id = ? AND example < ?", [run_id, n_examples]
+        )
+        if table.num_rows:
+            cols = table.to_pydict()
+            src = np.array([CLASS_SOURCES.index(s) if s in CLASS_SOURCES else -1 for s in cols["source"]])
+            role = np.array([ROLES.index(r) if r in ROLES else -1 for r in cols["role"]])
+            label = np.array([PATTERN_CLASSES.index(c) if c in PATTERN_CLASSES else -1 for c in cols["label"]])
+            ok = (src >= 0) & (role >= 0)
+            index = (src[ok], role[ok], np.asarray(cols["example"])[ok], np.asarray(cols["layer"])[ok],
+                     np.asarray(cols["head"])[ok])
+            machine[index] = label[ok]
+            confidence[index] = np.array([np.nan if c is None else c for c in cols["confidence"]], dtype=np.float32)[ok]
+        people: dict[tuple[str, int, int, int], dict[str, str]] = {}
+        for row in self.store.rows(
+            "SELECT role, example, layer, head, labeller, label FROM labels WHERE run_id = ?", [run_id]
+        ):
+            people.setdefault((row["role"], row["example"], row["layer"], row["head"]), {})[row["labeller"]] = row["label"]
+        return MapClasses(machine, confidence, people)
+
+    # -- analyses -------------------------------------------------------------
+
+    def run_stats(self, run_id: str) -> RunStats:
+        run = self.known_run(run_id)
+        tables = {
+            name: self.store.rows(f"SELECT * FROM {name} WHERE run_id = ?", [run_id]) for name in HEAD_TABLES
+        }
+        seeds = self.store.rows(
+            "SELECT * FROM ablation_seeds WHERE experiment_id = ? ORDER BY kind, layer, head", [run["experiment_id"]]
+        )
+        setups = self.store.rows(
+            "SELECT run_id, setup, status, accuracy, f1, pearson, spearman, seed FROM runs "
+            "WHERE experiment_id = ? ORDER BY setup", [run["experiment_id"]]
+        )
+        return RunStats(run_id, run["task"], int(run["n_layers"]), int(run["n_heads"]), tables, seeds, setups)

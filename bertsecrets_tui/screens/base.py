@@ -1,0 +1,145 @@
+"""What every screen shares: the nav bar, store reads in worker threads, reloading when the store changes."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer
+from textual.worker import get_current_worker
+
+from bertsecrets.errors import UserError
+from bertsecrets_tui.messages import Loaded, StoreChanged
+from bertsecrets_tui.reader import Reader, RunContext
+from bertsecrets_tui.state import Selection
+from bertsecrets_tui.widgets.navbar import NavBar
+
+
+class StoreScreen(Screen):
+    """A screen that reads the store off the event loop and follows the shared selection."""
+
+    #: The mode this screen is (see keys.PLACES).
+    PLACE = ""
+    #: Catalog tables whose change on disk makes the screen reload.
+    DEPENDS: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stamp: tuple | None = None
+
+    def compose_nav(self) -> ComposeResult:
+        yield NavBar(self.PLACE)
+
+    def compose_footer(self) -> ComposeResult:
+        yield Footer(compact=True)
+
+    @property
+    def reader(self) -> Reader:
+        return self.app.reader
+
+    @property
+    def selection(self) -> Selection:
+        return self.app.selection
+
+    # -- reads --------------------------------------------------------------
+
+    def load(self, key: str, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` in a worker thread; its result or error comes back as a ``Loaded(key)`` message.
+
+        A newer read with the same key cancels the older one, whose result is dropped.
+        """
+        self.run_worker(lambda: self._read(key, fn, args), name=key, group=f"{self.PLACE}:{key}",
+                        exclusive=True, thread=True, exit_on_error=False)
+
+    def _read(self, key: str, fn: Callable[..., Any], args: tuple) -> None:
+        worker = get_current_worker()
+        try:
+            message = Loaded(key, fn(*args))
+        except UserError as exc:
+            message = Loaded(key, error=str(exc))
+        except Exception as exc:  # a damaged piece of the store, or a bug: shown in place, the app goes on
+            message = Loaded(key, error=" ".join(f"{type(exc).__name__}: {exc}".split()))
+        if not worker.is_cancelled:
+            self.post_message(message)
+
+    # -- staying current ----------------------------------------------------
+
+    def stamp(self) -> tuple:
+        """What the screen shows depends on: the selection it uses and the versions of its tables."""
+        return (self.selection.run_id, *(self.app.versions.get(t, 0) for t in self.DEPENDS))
+
+    def sync(self, force: bool = False) -> None:
+        stamp = self.stamp()
+        if force or stamp != self._stamp:
+            self._stamp = stamp
+            self.reload()
+
+    def reload(self) -> None:
+        """Read again what the screen shows (called when its stamp changed)."""
+
+    def on_screen_resume(self) -> None:
+        self.sync()
+
+    def on_store_changed(self, message: StoreChanged) -> None:
+        self.sync()
+
+    def no_run(self) -> str:
+        return "no run chosen: pick one on the Runs screen (r), or run `bertsecrets ingest mrpc`"
+
+
+class RunMapsScreen(StoreScreen):
+    """A screen of the selected run's maps: reads the run's context once, then maps as the selection moves."""
+
+    DEPENDS = ("maps", "tokens", "examples", "map_classes", "labels")
+    BINDINGS = [
+        Binding("n", "example(1)", "next input"),
+        Binding("p", "example(-1)", "prev input"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.context: RunContext | None = None
+        self._context_key: tuple | None = None
+
+    def stamp(self) -> tuple:
+        s = self.selection
+        return (s.run_id, s.example, s.role, *(self.app.versions.get(t, 0) for t in self.DEPENDS))
+
+    def reload(self) -> None:
+        if self.selection.run_id is None:
+            self.show_error(self.no_run())
+            return
+        key = (self.selection.run_id, *(self.app.versions.get(t, 0) for t in self.DEPENDS))
+        if self.context is None or key != self._context_key:
+            self._context_key = key
+            self.load("context", self.reader.context, self.selection.run_id)
+        else:
+            self.load_maps()
+
+    def on_loaded(self, message: Loaded) -> None:
+        if message.error:
+            self.show_error(message.error)
+        elif message.key == "context":
+            self.context = context = message.value
+            s = self.selection
+            self.app.select(example=min(s.example, context.n_examples - 1), layer=min(s.layer, context.n_layers - 1),
+                            head=min(s.head, context.n_heads - 1))
+            self.load_maps()
+        else:
+            self.maps_loaded(message)
+
+    def action_example(self, step: int) -> None:
+        if self.context is not None:
+            self.app.select(example=min(max(self.selection.example + step, 0), self.context.n_examples - 1))
+            self.sync()
+
+    def load_maps(self) -> None:
+        """Read the maps of the selection (a ``load`` whose result comes to ``maps_loaded``)."""
+
+    def maps_loaded(self, message: Loaded) -> None:
+        """Show maps read by ``load_maps``."""
+
+    def show_error(self, text: str) -> None:
+        """Show ``text`` where the maps would be."""

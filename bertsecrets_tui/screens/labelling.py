@@ -1,0 +1,225 @@
+"""The Labelling screen: a queue of sampled maps; keys 1-5 give the class, saved at once to the catalog."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Static
+
+from bertsecrets import config
+from bertsecrets_tui.markup import escape
+from bertsecrets_tui.messages import Loaded
+from bertsecrets_tui.reader import Reader, RunContext
+from bertsecrets_tui.sampling import MapKey, Source, label_queue
+from bertsecrets_tui.screens.base import StoreScreen
+from bertsecrets_tui.screens.map import example_line
+from bertsecrets_tui.widgets.heatmap import Heatmap
+from store.labels import PATTERN_CLASSES, Labels
+
+
+@dataclass
+class Step:
+    """One thing the labeller did, so that undo can take it back."""
+
+    position: int  # in the queue
+    key: MapKey
+    label: str | None  # None: skipped (or, as a write, a label taken back)
+
+
+def read_queue(reader: Reader, labeller: str) -> dict[str, Any]:
+    """The queue for ``labeller`` and the class counts (theirs and everyone's)."""
+    runs = [r for r in reader.runs() if r["map_sets"]]
+    sources = [Source(r["run_id"], r["task"], int(r["map_examples"] or 0), int(r["n_layers"]), int(r["n_heads"]))
+               for r in runs]
+    mine = reader.store.rows("SELECT run_id, role, example, layer, head, label FROM labels WHERE labeller = ?", [labeller])
+    done = {MapKey(r["run_id"], r["role"], r["example"], r["layer"], r["head"]) for r in mine}
+    counts = reader.store.rows("SELECT label, count(*) AS n, count(*) FILTER (WHERE labeller = ?) AS mine "
+                               "FROM labels GROUP BY label", [labeller])
+    return {"queue": label_queue(sources, done, labeller), "counts": {r["label"]: (r["mine"], r["n"]) for r in counts},
+            "tasks": {r["run_id"]: r["task"] for r in runs}}
+
+
+def read_map(reader: Reader, key: MapKey) -> tuple[RunContext, np.ndarray]:
+    return reader.context(key.run_id), reader.example(key.run_id, key.role, key.example)[key.layer, key.head]
+
+
+class LabellingScreen(StoreScreen):
+    """Label sampled maps with the paper's five pattern classes: 1-5 label, space skips, u undoes."""
+
+    PLACE = "label"
+    DEPENDS = ("runs", "maps")
+    BINDINGS = [
+        *(Binding(str(i + 1), f"label({i})", name[:10]) for i, name in enumerate(PATTERN_CLASSES)),
+        Binding("space", "skip", "skip"),
+        Binding("u,backspace", "undo", "undo"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.labeller = config.labeller()
+        self.queue: list[MapKey] = []
+        self.position = 0
+        self.history: list[Step] = []
+        self.counts: dict[str, list[int]] = {}
+        self.tasks: dict[str, str] = {}
+        self.shown: MapKey | None = None
+        self.saving = 0  # label changes not yet written
+        self._writes: deque[Step] = deque()
+        self._writes_lock = threading.Lock()
+        self._writing = False
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_nav()
+        yield Static("", id="label-context", classes="context")
+        yield Static("", id="label-text", classes="context")
+        with Horizontal():
+            yield Heatmap(id="label-map")
+            yield Static("", id="label-side", classes="side")
+        yield Static("", id="label-status", classes="status")
+        yield from self.compose_footer()
+
+    def stamp(self) -> tuple:
+        return tuple(self.app.versions.get(t, 0) for t in self.DEPENDS)
+
+    def reload(self) -> None:
+        self.load("queue", read_queue, self.reader, self.labeller)
+
+    def on_loaded(self, message: Loaded) -> None:
+        heatmap = self.query_one(Heatmap)
+        if message.key == "saved":
+            self.saving -= 1
+            if message.error:
+                self.notify(message.error, title="label not saved", severity="error")
+            self.describe()
+            return
+        if message.error:
+            heatmap.show_message(message.error)
+            return
+        if message.key == "queue":
+            self.queue, self.tasks = message.value["queue"], message.value["tasks"]
+            self.counts = {label: list(message.value["counts"].get(label, (0, 0))) for label in PATTERN_CLASSES}
+            self.position, self.history = 0, []
+            self.show_current()
+        elif message.key == "map":
+            context, matrix = message.value
+            key = self.shown
+            tokens = context.tokens[key.example] if key.example < len(context.tokens) else []
+            heatmap.show(matrix, tokens, 0.0, float(matrix.max()) or 1.0)
+            self.query_one("#label-text", Static).update(example_line(context, key.example))
+            self.describe()
+
+    def show_current(self) -> None:
+        heatmap = self.query_one(Heatmap)
+        if self.position >= len(self.queue):
+            self.shown = None
+            heatmap.show_message("nothing to label: no maps in the store yet, or you labelled every sampled one"
+                                 if not self.queue else "end of the queue: come back for more (r, then l)")
+            self.describe()
+            return
+        self.shown = self.queue[self.position]
+        self.load("map", read_map, self.reader, self.shown)
+        heatmap.focus()
+
+    def describe(self) -> None:
+        key = self.shown
+        where = "" if key is None else (
+            f"[b]{self.tasks.get(key.run_id, '?').upper()}[/] · {key.role} · input {key.example + 1} · "
+            f"layer [b]{key.layer + 1}[/] · head [b]{key.head + 1}[/] · "
+        )
+        self.query_one("#label-context", Static).update(
+            f"{where}map {self.position + 1} of {len(self.queue)} · labeller [b]{escape(self.labeller)}[/]"
+        )
+        lines = ["[b]key class  yours / all[/]"]
+        for i, label in enumerate(PATTERN_CLASSES):
+            mine, everyone = self.counts.get(label, [0, 0])
+            lines.append(f" {i + 1}  {label:<18} {mine:>4} / {everyone}")
+        lines.append("space skip · u undo")
+        if self.history:
+            last = self.history[-1]
+            lines.append(f"last: {last.label or 'skipped'} (L{last.key.layer + 1} H{last.key.head + 1})")
+        if self.saving:
+            lines.append("saving...")
+        self.query_one("#label-side", Static).update("\n".join(lines))
+        heatmap = self.query_one(Heatmap)
+        if heatmap.matrix is not None:
+            q, k = heatmap.cursor
+            self.query_one("#label-status", Static).update(
+                f"query {q} [b]{escape(heatmap.tokens[q])}[/] → key {k} [b]{escape(heatmap.tokens[k])}[/] · "
+                f"[b]{heatmap.matrix[q, k]:.3f}[/] (colours 0..{heatmap.high:.3f})"
+            )
+
+    def on_heatmap_cursor_moved(self, message: Heatmap.CursorMoved) -> None:
+        self.describe()
+
+    # -- labelling ------------------------------------------------------------
+
+    def action_label(self, index: int) -> None:
+        if self.shown is None:
+            return
+        label = PATTERN_CLASSES[index]
+        self._count(label, +1)
+        self._advance(Step(self.position, self.shown, label))
+
+    def action_skip(self) -> None:
+        if self.shown is not None:
+            self._advance(Step(self.position, self.shown, None))
+
+    def action_undo(self) -> None:
+        if not self.history:
+            self.notify("nothing to undo")
+            return
+        step = self.history.pop()
+        if step.label is not None:  # the queue holds maps the labeller had not labelled: undo removes
+            self._count(step.label, -1)
+            self._save(Step(step.position, step.key, None))
+        self.position = step.position
+        self.show_current()
+
+    def _advance(self, step: Step) -> None:
+        self.history.append(step)
+        if step.label is not None:
+            self._save(step)
+        self.position += 1
+        self.show_current()
+
+    def _count(self, label: str | None, change: int) -> None:
+        if label in self.counts:
+            self.counts[label][0] += change
+            self.counts[label][1] += change
+
+    # -- saving: in order, off the event loop -----------------------------------
+
+    def _save(self, step: Step) -> None:
+        """Queue a label change (``step.label`` None: remove the label); one worker writes them in order."""
+        self.saving += 1
+        with self._writes_lock:
+            self._writes.append(step)
+            if self._writing:
+                return
+            self._writing = True
+        self.run_worker(self._write_all, group="label-writes", thread=True, exit_on_error=False)
+
+    def _write_all(self) -> None:
+        labels = Labels(self.app.store)
+        while True:
+            with self._writes_lock:
+                if not self._writes:
+                    self._writing = False
+                    return
+                step = self._writes.popleft()
+            k = step.key
+            try:
+                if step.label is None:
+                    labels.remove(k.run_id, k.role, k.example, k.layer, k.head, labeller=self.labeller)
+                else:
+                    labels.set(k.run_id, k.role, k.example, k.layer, k.head, step.label, labeller=self.labeller)
+                self.post_message(Loaded("saved", step))
+            except Exception as exc:  # a full disk, a store made read-only: say so, keep labelling
+                self.post_message(Loaded("saved", error=" ".join(str(exc).split())))

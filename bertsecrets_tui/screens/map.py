@@ -1,0 +1,219 @@
+"""The Map view: one head on one input, pretrained, fine-tuned and their difference, with tokens and values."""
+
+from __future__ import annotations
+
+import numpy as np
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Static
+
+from bertsecrets_tui.markup import escape
+from bertsecrets_tui.messages import Loaded
+from bertsecrets_tui.reader import ROLES, RunContext
+from bertsecrets_tui.screens.base import RunMapsScreen
+from bertsecrets_tui.widgets.heatmap import GUTTER, ZOOMS, Heatmap
+
+PANES = ("pretrained", "finetuned", "difference")
+TITLES = {"pretrained": "pretrained", "finetuned": "fine-tuned", "difference": "fine-tuned − pretrained"}
+SHORT = {"pretrained": "pre", "finetuned": "ft", "difference": "Δ"}
+VIEWS = ("finetuned", "all", "pretrained", "difference")  # `v` goes from one pane to all three first
+
+
+def example_line(context: RunContext, e: int) -> str:
+    """The input's sentences, gold label and prediction on one line."""
+    if e >= len(context.examples):
+        return ""
+    row = context.examples[e]
+    verdict = "" if row["correct"] is None else (" [green]✓[/]" if row["correct"] else " [red]✗[/]")
+    gold = "-" if row["label"] is None else f"{row['label']:g}"
+    pred = "-" if row["prediction"] is None else f"{row['prediction']:g}"
+    text = escape(row["text_a"] + (f"  ‖  {row['text_b']}" if row["text_b"] else ""))
+    return f"gold {gold} pred {pred}{verdict} · {text}"
+
+
+def class_line(context: RunContext, e: int, layer: int, head: int) -> str:
+    parts = []
+    for role in ROLES:
+        said = context.classes.describe(role, e, layer, head)
+        if said:
+            parts.append(f"{role}: " + ", ".join(f"{escape(who)} [b]{label}[/]" for who, label in said))
+    return "class · " + (" │ ".join(parts) if parts else "none yet (label it on the Label screen, l)")
+
+
+class MapScreen(RunMapsScreen):
+    """One head on one input; n/p step through inputs, ]/[ heads, }/{ layers."""
+
+    PLACE = "map"
+    BINDINGS = [
+        Binding("right_square_bracket", "head(1)", "head+"),
+        Binding("left_square_bracket", "head(-1)", "head-", show=False),
+        Binding("right_curly_bracket", "layer(1)", "layer+"),
+        Binding("left_curly_bracket", "layer(-1)", "layer-", show=False),
+        Binding("plus,equals_sign", "zoom(1)", "zoom+"),
+        Binding("minus", "zoom(-1)", "zoom-", show=False),
+        Binding("0", "fit", "fit", show=False),
+        Binding("v", "view", "view"),
+        Binding("c", "scale", "scale"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: dict[str, np.ndarray | str] = {}
+        self.shown_example = -1
+        self.view: str | None = None  # None: decided by the width when the first map arrives
+        self.zoom: float | None = None  # None: fit the panes
+        self.absolute = False
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_nav()
+        yield Static("", id="map-context", classes="context")
+        yield Static("", id="map-text", classes="context")
+        with Horizontal(id="panes"):
+            for pane in PANES:
+                heatmap = Heatmap(diverging=pane == "difference", id=pane)
+                heatmap.border_title = TITLES[pane]
+                yield heatmap
+        yield Static("", id="map-status", classes="status")
+        yield Static("", id="map-classes", classes="status")
+        yield from self.compose_footer()
+
+    # -- loading --------------------------------------------------------------
+
+    def stamp(self) -> tuple:  # the role is not part of it: the map view shows both
+        s = self.selection
+        return (s.run_id, s.example, *(self.app.versions.get(t, 0) for t in self.DEPENDS))
+
+    def load_maps(self) -> None:
+        s = self.selection
+        cached = {role: self.reader.cached(s.run_id, role, s.example) for role in ROLES}
+        if all(m is not None for m in cached.values()):  # read ahead: no need to wait for a thread
+            self.maps_loaded(Loaded("example", cached))
+        else:
+            self.load("example", self.reader.both, s.run_id, s.example)
+
+    def show_error(self, text: str) -> None:
+        for pane in self.panes():
+            pane.show_message(text)
+
+    def maps_loaded(self, message: Loaded) -> None:
+        self.data, self.shown_example = message.value, self.selection.example
+        self.draw()
+        following = self.selection.example + 1
+        if self.context is not None and following < self.context.n_examples:
+            # Read the next input into the reader's cache now, so that `n` shows it at once.
+            run_id = self.selection.run_id
+            self.run_worker(lambda: self.reader.both(run_id, following), group="prefetch", exclusive=True,
+                            thread=True, exit_on_error=False)
+
+    # -- drawing --------------------------------------------------------------
+
+    def panes(self) -> list[Heatmap]:
+        return [self.query_one(f"#{pane}", Heatmap) for pane in PANES]
+
+    def matrices(self) -> dict[str, np.ndarray | str]:
+        s = self.selection
+        out: dict[str, np.ndarray | str] = {}
+        for role in ROLES:
+            data = self.data.get(role, "no maps")
+            out[role] = data if isinstance(data, str) else data[s.layer, s.head]
+        pre, ft = out["pretrained"], out["finetuned"]
+        out["difference"] = (ft - pre) if not isinstance(pre, str) and not isinstance(ft, str) else \
+            "needs both maps: " + (pre if isinstance(pre, str) else ft)
+        return out
+
+    def draw(self) -> None:
+        context, s = self.context, self.selection
+        if context is None or not self.data:
+            return
+        tokens = context.tokens[s.example] if s.example < len(context.tokens) else []
+        matrices = self.matrices()
+        if self.view is None:  # side by side when each pane shows the map whole at one cell per token
+            n = next((m.shape[0] for m in matrices.values() if not isinstance(m, str)), 0)
+            self.view = "all" if self.size.width >= 3 * (GUTTER + 2 + n) else "finetuned"
+        for pane in self.panes():
+            pane.display = self.view in ("all", pane.id)
+            matrix = matrices[pane.id]
+            pane.auto_zoom = self.zoom is None
+            if self.zoom is not None:
+                pane.zoom = self.zoom
+            if isinstance(matrix, str):
+                pane.show_message(matrix)
+            elif pane.id == "difference":
+                span = 1.0 if self.absolute else float(np.abs(matrix).max()) or 1.0
+                pane.show(matrix, tokens, -span, span)
+                pane.border_subtitle = f"±{span:.3f}"
+            else:
+                high = 1.0 if self.absolute else float(matrix.max()) or 1.0
+                pane.show(matrix, tokens, 0.0, high)
+                pane.border_subtitle = f"0..{high:.3f}"
+        n = len(tokens) or next((m.shape[0] for m in matrices.values() if not isinstance(m, str)), 0)
+        self.query_one("#map-context", Static).update(
+            f"[b]{context.task.upper()}[/] · input [b]{s.example + 1}[/]/{context.n_examples} · L={n} · "
+            f"layer [b]{s.layer + 1}[/]/{context.n_layers} · head [b]{s.head + 1}[/]/{context.n_heads} · "
+            f"scale: {'0..1' if self.absolute else 'per map'}"
+        )
+        self.query_one("#map-text", Static).update(example_line(context, s.example))
+        self.query_one("#map-classes", Static).update(class_line(context, s.example, s.layer, s.head))
+        self.describe_cursor()
+
+    def describe_cursor(self) -> None:
+        panes = [p for p in self.panes() if p.matrix is not None]
+        if not panes:
+            self.query_one("#map-status", Static).update("")
+            return
+        q, k = panes[0].cursor
+        tokens = panes[0].tokens
+        values = []
+        for pane in panes:
+            v = float(pane.matrix[q, k])
+            values.append(f"{SHORT[pane.id]} [b]{v:+.3f}[/]" if pane.id == "difference" else f"{SHORT[pane.id]} [b]{v:.3f}[/]")
+        self.query_one("#map-status", Static).update(
+            f"query {q} [b]{escape(tokens[q])}[/] → key {k} [b]{escape(tokens[k])}[/] · " + " · ".join(values)
+        )
+
+    def on_heatmap_cursor_moved(self, message: Heatmap.CursorMoved) -> None:
+        for pane in self.panes():
+            if pane is not message.heatmap:
+                pane.move_cursor(message.query, message.key, announce=False)
+        self.describe_cursor()
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        if self.data and self.shown_example == self.selection.example:
+            self.draw()  # the layer or head may have been chosen on another screen
+        focus = next((p for p in self.panes() if p.display), None)
+        if focus is not None:
+            focus.focus()
+
+    # -- actions --------------------------------------------------------------
+
+    def action_head(self, step: int) -> None:
+        if self.context is not None:
+            self.app.select(head=(self.selection.head + step) % self.context.n_heads)
+            self.draw()
+
+    def action_layer(self, step: int) -> None:
+        if self.context is not None:
+            self.app.select(layer=(self.selection.layer + step) % self.context.n_layers)
+            self.draw()
+
+    def action_zoom(self, step: int) -> None:
+        shown = next((p for p in self.panes() if p.display), self.panes()[1])
+        index = ZOOMS.index(shown.zoom) + step
+        self.zoom = ZOOMS[min(max(index, 0), len(ZOOMS) - 1)]
+        for pane in self.panes():
+            pane.set_zoom(self.zoom)
+
+    def action_fit(self) -> None:
+        self.zoom = None
+        for pane in self.panes():
+            pane.set_zoom(None)
+
+    def action_view(self) -> None:
+        self.view = VIEWS[(VIEWS.index(self.view or "all") + 1) % len(VIEWS)]
+        self.draw()
+
+    def action_scale(self) -> None:
+        self.absolute = not self.absolute
+        self.draw()

@@ -1,0 +1,1 @@
+"""The browser's own widgets, one module each."""

@@ -1,0 +1,62 @@
+"""Snapshots of the main screens at 80 x 24 in 256 colours, on a hand-made store with known maps.
+
+Update after a deliberate change of the look with `pytest tests/test_tui_snapshots.py --snapshot-update`
+and check the pictures in snapshot_report.html.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from textual.widgets import Input
+
+from bertsecrets_tui.app import BrowseApp
+from test_tui_stores import handmade_store
+
+SIZE = (80, 24)
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    monkeypatch.setenv("BERTSECRETS_USER", "snapshot")
+    yield BrowseApp(handmade_store(tmp_path / "store", n_examples=4, n_layers=3, n_heads=6), truecolor=False)
+    monkeypatch.delenv("TZ")
+    time.tzset()
+
+
+def keys(*pressed: str):
+    """Press keys, letting every store read finish after each, so the picture never catches a half-loaded screen."""
+    async def run(pilot) -> None:
+        for key in ("_", *pressed):
+            if key != "_":
+                await pilot.press(key)
+            for _ in range(20):
+                await pilot.app.workers.wait_for_complete()
+                await pilot.pause()
+                if not any(w.is_running for w in pilot.app.workers):
+                    break
+        for box in pilot.app.screen.query(Input):  # a blinking cursor would make the picture random
+            box.cursor_blink = False
+        for _ in range(3):  # tables size their columns on the refresh after their rows arrive
+            await pilot.pause(0.05)
+    return run
+
+
+@pytest.mark.parametrize("name,pressed", [
+    ("runs", ()),
+    ("head_grid", ("enter", "down", "right")),
+    ("map", ("m", "n", "right_square_bracket", "down", "down", "right")),
+    ("map_all_panes", ("m", "v", "right_square_bracket")),
+    ("model", ("o", "right", "down")),
+    ("labelling", ("l",)),
+    ("features", ("f", "x")),
+    ("ablation", ("a", "right", "right")),
+    ("sql", ("s", "tab", "tab", "down", "enter")),
+    ("help", ("m", "question_mark")),
+])
+def test_screen(snap_compare, app, name, pressed):
+    assert snap_compare(app, terminal_size=SIZE, run_before=keys(*pressed))
