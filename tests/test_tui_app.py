@@ -197,6 +197,10 @@ async def test_empty_analyses_and_missing_maps_show_a_message_in_place(tiny_stor
     store, plan = tiny_store
     copy = Store.open(shutil.copytree(store.root, tmp_path / "store"))
     shutil.rmtree(copy.maps_path(copy.rows("SELECT map_id FROM maps WHERE role = 'pretrained'")[0]["map_id"]))
+    for table in ("head_stats", "feature_attention", "cls_attention", "head_change", "map_classes", "class_shares",
+                  "relation_heads", "classifiers", "ablation", "head_importance", "pruning"):
+        for part in copy.catalog.parts(table):  # as in a store whose analyses have not run yet
+            copy.catalog.delete(table, part)
     app = BrowseApp(copy, truecolor=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot, "g")
