@@ -2,13 +2,16 @@
 
 Extraction stops after the last layer's attention probabilities (its
 feed-forward block and the classifier are not needed for maps); the ablation
-sweep starts from cached hidden states at the first disabled layer.
+sweep starts from cached hidden states at the first disabled layer, and needs
+the last layer at [CLS] only, since the classifier reads nothing else.
 """
 
 from __future__ import annotations
 
 import torch
 from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.models.bert.modeling_bert import eager_attention_forward
 
 
 class Pieces:
@@ -37,6 +40,25 @@ class Pieces:
     def attention_only(self, layer: int, hidden: torch.Tensor, mask) -> None:
         """Only the self-attention of ``layer``: enough to capture its maps."""
         self.layers[layer].attention.self(hidden, mask)
+
+    def last_for_cls(self, hidden: torch.Tensor, mask) -> torch.Tensor:
+        """The last layer's output at [CLS] only ([batch, 1, hidden]): all that ``classify`` reads.
+
+        Keys and values still come from every token, so the result is the full
+        layer's row 0; the other queries, about (L-1)/L of the layer, are skipped.
+        """
+        layer = self.layers[-1]
+        attention = layer.attention.self
+        cls = hidden[:, :1]
+        heads = (hidden.shape[0], -1, attention.num_attention_heads, attention.attention_head_size)
+        query = attention.query(cls).view(heads).transpose(1, 2)
+        key = attention.key(hidden).view(heads).transpose(1, 2)
+        value = attention.value(hidden).view(heads).transpose(1, 2)
+        function = ALL_ATTENTION_FUNCTIONS.get_interface(attention.config._attn_implementation, eager_attention_forward)
+        context, _ = function(attention, query, key, value, None if mask is None else mask[:, :, :1],
+                              dropout=0.0, scaling=attention.scaling)
+        out = layer.attention.output(context.reshape(hidden.shape[0], 1, -1), cls)
+        return layer.feed_forward_chunk(out)
 
     def classify(self, hidden: torch.Tensor) -> torch.Tensor:
         """Logits from the last layer's output (pooler, dropout, classifier)."""

@@ -52,7 +52,7 @@ MAPS_VERSION = 1
 #: ``done(store, plan) -> bool`` (cheap, no torch) and
 #: ``run(store, plan, console, progress)``. Each caches its results in the store
 #: like the maps, so a finished ingest skips them too.
-POST_STEPS: list[str] = ["ingest.analyses"]
+POST_STEPS: list[str] = ["ingest.analyses", "ingest.ablation"]
 
 
 @dataclass

@@ -247,7 +247,7 @@ ANALYSES = pa.schema(  # which analyses of a run are in the catalog, and from wh
 ABLATION = pa.schema(
     [
         ("run_id", pa.string()),
-        ("kind", pa.string()),  # baseline | head | layer
+        ("kind", pa.string()),  # baseline | head | layer | random_head (the mean over single heads)
         ("layer", pa.int32()),  # NULL for the baseline
         ("head", pa.int32()),  # NULL for the baseline and whole layers
         ("metric", pa.string()),  # the task's metric (one row per metric)
@@ -255,14 +255,16 @@ ABLATION = pa.schema(
         ("delta", pa.float64()),  # value - baseline
         ("ci_low", pa.float64()),  # 95% paired bootstrap interval of delta over dev examples
         ("ci_high", pa.float64()),
-        ("changed", pa.int64()),  # predictions that differ from the baseline's
+        ("changed", pa.int64()),  # predictions that differ from the baseline's (NULL for regression)
         ("n_examples", pa.int64()),
+        ("loss", pa.float64()),  # mean dev loss (cross-entropy, or squared error), the same in each metric's row
+        ("loss_delta", pa.float64()),  # loss - baseline loss: a continuous measure of the effect
     ]
 )
 
 ABLATION_SEEDS = pa.schema(  # the same configurations across fine-tuning seeds
     [
-        ("experiment_id", pa.string()),
+        ("experiment_id", pa.string()),  # seeds-<hash> of the runs aggregated (the table's part)
         ("task", pa.string()),
         ("kind", pa.string()),
         ("layer", pa.int32()),
@@ -273,10 +275,13 @@ ABLATION_SEEDS = pa.schema(  # the same configurations across fine-tuning seeds
         ("delta_mean", pa.float64()),
         ("delta_std", pa.float64()),
         ("n_seeds", pa.int32()),
+        ("model", pa.string()),  # runs.model_used
+        ("seeds", pa.string()),  # e.g. "0,1,2"
+        ("run_ids", pa.string()),  # the fine-tuned runs aggregated, comma-separated, in seed order
     ]
 )
 
-HEAD_IMPORTANCE = pa.schema(  # Michel et al. 2019: |d loss / d gate| summed over the dev set
+HEAD_IMPORTANCE = pa.schema(  # Michel et al. 2019: |d loss / d gate| averaged over the dev set's inputs
     [
         ("run_id", pa.string()),
         ("layer", pa.int32()),

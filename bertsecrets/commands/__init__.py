@@ -11,7 +11,7 @@ import argparse
 from bertsecrets import config
 
 #: The modules in the order `bertsecrets --help` lists them.
-MODULES = ["ingest", "analyze", "labels", "browse", "sql", "runs", "check", "figures"]
+MODULES = ["ingest", "analyze", "ablate", "labels", "browse", "sql", "runs", "check", "figures"]
 
 
 def store_arg(p: argparse.ArgumentParser) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 #: Figure modules, in the order they are drawn.
-MODULES: list[str] = ["bertsecrets.figures.paper"]
+MODULES: list[str] = ["bertsecrets.figures.paper", "bertsecrets.figures.ablation"]
 
 Figure = Callable[..., list[Path]]
 
