@@ -379,6 +379,10 @@ def _pct(value: float | None, sign: bool = False) -> str:
     return f"{100 * value:+.1f}" if sign else f"{100 * value:.1f}"
 
 
+def rho_text(value: float | None) -> str:
+    return "undefined (constant)" if value is None else f"{value:+.2f}"
+
+
 def _interval(row: dict[str, Any]) -> str:
     if row["ci_low"] is None:
         return "-"
@@ -447,9 +451,16 @@ def print_summary(console: Console, store: Store, run_id: str) -> None:
     _print_importance(console, store, run_id, main)
 
 
-def _print_importance(console: Console, store: Store, run_id: str, main: str) -> None:
+def spearman(x, y) -> float | None:
+    """Spearman's rank correlation; None when either side is constant (no ranking to compare)."""
     from scipy.stats import spearmanr
 
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return None
+    return float(spearmanr(x, y)[0])
+
+
+def _print_importance(console: Console, store: Store, run_id: str, main: str) -> None:
     joined = store.rows(
         "SELECT i.layer, i.head, i.importance, a.delta, a.loss_delta FROM head_importance i "
         "JOIN ablation a ON a.run_id = i.run_id AND a.layer = i.layer AND a.head = i.head "
@@ -457,11 +468,11 @@ def _print_importance(console: Console, store: Store, run_id: str, main: str) ->
     )
     if len(joined) > 2:
         importance = [r["importance"] for r in joined]
-        loss_rho = spearmanr(importance, [r["loss_delta"] for r in joined])[0]
-        drop_rho = spearmanr(importance, [-(r["delta"] or 0.0) for r in joined])[0]
+        loss_rho = spearman(importance, [r["loss_delta"] for r in joined])
+        drop_rho = spearman(importance, [-(r["delta"] or 0.0) for r in joined])
         top = ", ".join(f"L{r['layer'] + 1} H{r['head'] + 1}" for r in joined[:3])
         console.print(f"head importance (Michel et al. 2019), most important {top}; Spearman ρ with the effect of "
-                      f"disabling the head: {loss_rho:+.2f} (loss increase), {drop_rho:+.2f} ({main} drop)")
+                      f"disabling the head: {rho_text(loss_rho)} (loss increase), {rho_text(drop_rho)} ({main} drop)")
     curve = store.rows("SELECT fraction, value FROM pruning WHERE run_id = ? AND metric = ? ORDER BY fraction", [run_id, main])
     if curve:
         points = " · ".join(f"{100 * r['fraction']:.0f}% {_pct(r['value'])}" for r in curve)

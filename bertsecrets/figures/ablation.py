@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.colors import Normalize
 
 from bertsecrets.errors import UserError
+from ingest.ablation import rho_text, spearman
 from ingest.tasks import Task, get_task
 
 BASELINE_COLOUR = "tab:orange"
@@ -138,8 +139,6 @@ def layers(store, task_name: str, out_dir: Path) -> list[Path]:
 
 def pruning(store, task_name: str, out_dir: Path) -> list[Path]:
     """The pruning curve (least important heads first) and importance against the effect of disabling each head."""
-    from scipy.stats import spearmanr
-
     task = get_task(task_name)
     run = _run(store, task)
     curve = store.rows("SELECT * FROM pruning WHERE run_id = ? ORDER BY metric, fraction", [run["run_id"]])
@@ -166,7 +165,8 @@ def pruning(store, task_name: str, out_dir: Path) -> list[Path]:
         right.annotate(f"L{r['layer'] + 1} H{r['head'] + 1}", (r["importance"], r["loss_delta"]), fontsize=7)
     right.set_xlabel("head importance, mean |d loss / d gate| (Michel et al. 2019)")
     right.set_ylabel("Δ dev loss with the head disabled")
-    right.set_title(f"Spearman ρ = {spearmanr(importance, effect)[0]:+.2f}", fontsize=9)
+    rho = spearman(importance, effect)
+    right.set_title(f"Spearman ρ {rho_text(rho)}", fontsize=9)
     table = [{"layer": r["layer"] + 1, "head": r["head"] + 1, "importance": r["importance"], "rank": r["rank"],
               "loss_delta": r["loss_delta"]} for r in joined]
     return [_save(fig, out_dir / "pruning.png"), _write_csv(out_dir / "pruning_curve.csv", [

@@ -1,0 +1,72 @@
+"""The head-and-layer sweep on MRPC dev with the bundled model: fast against naive, same attention kernel.
+
+Both evaluate the baseline, every head and every layer disabled (79
+configurations for 6 x 12 heads) on the whole dev set, on the CPU. Naive runs
+the whole model once per configuration; fast (``ingest/sweep.py``) starts each
+configuration at its first disabled layer from cached hidden states, stacks
+configurations into one pass, and computes the last layer at [CLS] only.
+Judged by fast / naive wall time (target at most 0.65), with equal predictions.
+
+    python -m bench ablation [--examples=N]
+
+Speed does not depend on the weights, so the pretrained encoder with a new
+classifier head stands in for a fine-tuned one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+TARGET = 0.65
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench ablation")
+    parser.add_argument("--examples", type=int, default=None, help="only the first N dev examples (default: all)")
+    args = parser.parse_args(argv)
+
+    import numpy as np
+    import torch
+
+    from bertsecrets import config
+    from ingest.ablation import sweep_configs
+    from ingest.data import load_glue_dir
+    from ingest.encode import encode
+    from ingest.models import bundled_path, load_classifier, load_tokenizer
+    from ingest.sweep import Sweep
+    from ingest.tasks import get_task
+
+    task = get_task("mrpc")
+    glue = config.glue_dir() or Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
+    if not (glue / "MRPC" / "dev.tsv").is_file():
+        print(f"no MRPC data in {glue}: set {config.GLUE_ENV} to a GLUE folder")
+        return 2
+    dev = load_glue_dir(task, glue).dev.head(args.examples)
+    data = encode(load_tokenizer(bundled_path()), dev, 128)
+    model = load_classifier(bundled_path(), task.num_labels, False, seed=0)
+    sweep = Sweep(model, data, torch.device("cpu"), batch_size=32)
+    configs, masks = sweep_configs(*sweep.shape)
+    print(f"MRPC dev: {len(data)} examples (mean {data.lengths.mean():.0f} tokens), all-MiniLM-L6-v2 "
+          f"{sweep.shape[0]} layers x {sweep.shape[1]} heads, {len(configs)} configurations, "
+          f"CPU with {torch.get_num_threads()} threads", flush=True)
+
+    timings = {}
+    logits = {}
+    for name in ("fast", "naive"):
+        started, cpu = time.perf_counter(), time.process_time()
+        logits[name] = getattr(sweep, name)(masks)
+        timings[name] = (time.perf_counter() - started, time.process_time() - cpu)
+        print(f"{name:>5}: {timings[name][0]:7.1f} s wall, {timings[name][1]:7.1f} s CPU", flush=True)
+
+    differ = int((logits["fast"].argmax(-1) != logits["naive"].argmax(-1)).sum())
+    largest = float(np.abs(logits["fast"] - logits["naive"]).max())
+    ratio = timings["fast"][0] / timings["naive"][0]
+    cpu_ratio = timings["fast"][1] / timings["naive"][1]
+    passed = ratio <= TARGET and differ == 0
+    print(f"predictions that differ: {differ} of {logits['fast'].shape[0] * logits['fast'].shape[1]}; "
+          f"largest logit difference {largest:.1e}")
+    print(f"fast / naive: {ratio:.3f} wall ({cpu_ratio:.3f} CPU time); target <= {TARGET}: "
+          f"{'PASS' if passed else 'FAIL'}")
+    return 0 if passed else 1
