@@ -255,6 +255,25 @@ def resolve_target(store: Store, target: str) -> str:
     return rows[0]["run_id"]
 
 
+def _prepare(store: Store, record: dict[str, Any], device: str, batch_size: int):
+    """The torch side of one run: its sweep, the dev labels, and the mean dev loss of each configuration's logits."""
+    import torch
+
+    from ingest.importance import example_losses
+    from ingest.sweep import Sweep, load_run
+    from ingest.train import pick_device
+
+    torch_device = pick_device(device)
+    model, data, labels = load_run(store, record, torch_device)
+    targets = torch.as_tensor(labels)
+    regression = get_task(record["task"]).label_kind == "regression"
+
+    def mean_losses(logits: np.ndarray) -> np.ndarray:
+        return np.array([float(example_losses(torch.from_numpy(lg), targets, regression).mean()) for lg in logits])
+
+    return Sweep(model, data, torch_device, batch_size), labels, mean_losses
+
+
 def _bar(progress: Progress, description: str, total: int):
     task_id = progress.add_task(description, total=total, info="")
     return lambda n: progress.update(task_id, advance=n)
@@ -268,22 +287,11 @@ def ablate(store: Store, run_id: str, console: Console, progress: Progress, devi
     if not missing:
         return
     with store.lock(f"ablation-{run_id}", f"the ablation of run {run_id}"):
-        import torch
-
-        from ingest.importance import example_losses, head_importance
-        from ingest.sweep import Sweep, load_run
-        from ingest.train import pick_device
+        from ingest.importance import head_importance
 
         task = get_task(record["task"])
-        torch_device = pick_device(device)
-        model, data, labels = load_run(store, record, torch_device)
-        sweep = Sweep(model, data, torch_device, batch_size)
-        regression = task.label_kind == "regression"
-
-        def mean_losses(logits: np.ndarray) -> np.ndarray:
-            targets = torch.as_tensor(labels)
-            return np.array([float(example_losses(torch.from_numpy(lg), targets, regression).mean()) for lg in logits])
-
+        sweep, labels, mean_losses = _prepare(store, record, device, batch_size)
+        data = sweep.data
         if "ablation" in missing:
             configs, masks = sweep_configs(*sweep.shape)
             started = time.perf_counter()
@@ -294,7 +302,7 @@ def ablate(store: Store, run_id: str, console: Console, progress: Progress, devi
                           f"{masks.shape[1]} layers) on {len(data)} dev examples in {fmt_seconds(seconds)}")
         if "head_importance" in missing:
             started = time.perf_counter()
-            importance = head_importance(model, data, labels, torch_device, batch_size,
+            importance = head_importance(sweep.model, data, labels, sweep.device, batch_size,
                                          _bar(progress, "head importance (one backward pass)", len(data)))
             order = np.argsort(-importance.ravel(), kind="stable")
             rank = np.empty(importance.size, dtype=int)
@@ -323,24 +331,14 @@ def ablate(store: Store, run_id: str, console: Console, progress: Progress, devi
 def evaluate_disabled(store: Store, run_id: str, mask: np.ndarray, console: Console, device: str = "auto",
                       batch_size: int = 32, n_boot: int = N_BOOT) -> list[dict[str, Any]]:
     """One configuration against the baseline, printed and returned (not stored)."""
-    import torch
-
-    from ingest.importance import example_losses
     from ingest.progress import make_progress
-    from ingest.sweep import Sweep, load_run
-    from ingest.train import pick_device
 
     record = finetuned_run(store, run_id)
     task = get_task(record["task"])
-    torch_device = pick_device(device)
-    model, data, labels = load_run(store, record, torch_device)
-    sweep = Sweep(model, data, torch_device, batch_size)
+    sweep, labels, mean_losses = _prepare(store, record, device, batch_size)
     with make_progress(console) as progress:
-        logits = sweep.fast(np.stack([np.zeros_like(mask), mask]), _bar(progress, "evaluating", len(data)))
-    targets = torch.as_tensor(labels)
-    losses = np.array([float(example_losses(torch.from_numpy(lg), targets, task.label_kind == "regression").mean())
-                       for lg in logits])
-    rows = ablation_rows(run_id, task, [Config("baseline"), Config("custom")], logits, losses, labels, n_boot)
+        logits = sweep.fast(np.stack([np.zeros_like(mask), mask]), _bar(progress, "evaluating", len(labels)))
+    rows = ablation_rows(run_id, task, [Config("baseline"), Config("custom")], logits, mean_losses(logits), labels, n_boot)
     heads = ", ".join(f"L{layer + 1} H{head + 1}" for layer, head in zip(*np.nonzero(mask)))
     table = Table(title=f"{task.title} dev, run {run_id}: disabled {heads} (% points, 95% paired bootstrap interval)")
     for column in ("metric", "baseline", "disabled", "Δ", "95% CI", "changed"):
@@ -349,7 +347,7 @@ def evaluate_disabled(store: Store, run_id: str, mask: np.ndarray, console: Cons
         table.add_row(row["metric"], _pct(base["value"]), _pct(row["value"]), _pct(row["delta"], sign=True),
                       _interval(row), "-" if row["changed"] is None else str(row["changed"]))
     console.print(table)
-    console.print(f"dev loss {base['loss']:.4f} -> {row['loss']:.4f} ({row['loss_delta']:+.4f})")
+    console.print(f"dev loss {rows[0]['loss']:.4f} -> {rows[1]['loss']:.4f} ({rows[1]['loss_delta']:+.4f})")
     return rows
 
 
@@ -389,12 +387,13 @@ def _interval(row: dict[str, Any]) -> str:
     return f"[{100 * row['ci_low']:+.1f}, {100 * row['ci_high']:+.1f}]"
 
 
-def _where(row: dict[str, Any]) -> str:
+def _describe(label: str, row: dict[str, Any]) -> str:
+    """``best head L4 H1``, ``best layer 1``: a summary row's label with what it disabled, 1-indexed."""
     if row["kind"] == "head":
-        return f"L{row['layer'] + 1} H{row['head'] + 1}"
+        return f"{label} L{row['layer'] + 1} H{row['head'] + 1}"
     if row["kind"] == "layer":
-        return f"layer {row['layer'] + 1}"
-    return {"baseline": "nothing", "random_head": "mean of single heads"}.get(row["kind"], row["kind"])
+        return f"{label} {row['layer'] + 1}"
+    return label
 
 
 def _rank_key(row: dict[str, Any]) -> tuple[float, float]:
@@ -425,24 +424,24 @@ def print_summary(console: Console, store: Store, run_id: str) -> None:
     main = task.main_metric
     by_key = {(r["kind"], r["layer"], r["head"], r["metric"]): r for r in rows}
     n = rows[0]["n_examples"]
-    table = Table(title=f"{task.title} dev ({n} examples) with heads disabled: {record['model_used']}, seed {record['seed']}, "
-                        f"run {run_id} (% points; 95% paired bootstrap intervals; paper: bert-base-uncased)")
-    table.add_column("")
+    table = Table(title=f"{task.title} dev ({n} examples) with heads disabled: {record['model_used']}, seed "
+                        f"{record['seed']}, run {run_id}; % points, 95% paired bootstrap interval; paper: bert-base-uncased")
+    others = [m for m in task.metrics if m != main]
     table.add_column("disabled")
-    for metric in task.metrics:
-        table.add_column(metric, justify="right")
-        table.add_column(f"Δ {metric} [95% CI]", justify="right")
-    table.add_column("changed", justify="right")
-    table.add_column("Δ loss", justify="right")
-    table.add_column("paper Δ", justify="right")
+    table.add_column(main, justify="right")
+    table.add_column(f"Δ {main} [95% CI]", justify="right")
+    for metric in others:
+        table.add_column(f"{metric} (Δ)", justify="right")
+    for column in ("changed", "Δ loss", "paper Δ"):
+        table.add_column(column, justify="right")
     for label, row in summary_rows(rows, main):
-        cells = []
-        for metric in task.metrics:
-            r = by_key[(row["kind"], row["layer"], row["head"], metric)]
-            cells += [_pct(r["value"]), "" if row["kind"] == "baseline" else f"{_pct(r['delta'], True)} {_interval(r)}"]
-        table.add_row(label, _where(row), *cells, "-" if row["changed"] is None else str(row["changed"]),
-                      "" if row["kind"] == "baseline" else f"{row['loss_delta']:+.4f}",
-                      PAPER.get(task.name, {}).get(label, ""))
+        baseline = row["kind"] == "baseline"
+        cells = [_pct(row["value"]), "" if baseline else f"{_pct(row['delta'], True)} {_interval(row)}"]
+        for metric in others:
+            other = by_key[(row["kind"], row["layer"], row["head"], metric)]
+            cells.append(_pct(other["value"]) + ("" if baseline else f" ({_pct(other['delta'], True)})"))
+        table.add_row(_describe(label, row), *cells, "-" if row["changed"] is None else str(row["changed"]),
+                      "" if baseline else f"{row['loss_delta']:+.3f}", PAPER.get(task.name, {}).get(label, ""))
     console.print(table)
     heads = [r for r in rows if r["kind"] == "head" and r["metric"] == main and r["ci_low"] is not None]
     helps = sum(r["ci_low"] > 0 for r in heads)
@@ -544,13 +543,12 @@ def print_seeds(console: Console, store: Store, key: str) -> None:
     mean_rows = [{**r, "delta": r["delta_mean"]} for r in rows]
     table = Table(title=f"{task.title} dev across seeds {rows[0]['seeds']} ({rows[0]['model']}): mean ± std "
                         f"(% points; ranked by mean Δ {main})")
-    table.add_column("")
     table.add_column("disabled")
     table.add_column(main, justify="right")
     table.add_column(f"Δ {main}", justify="right")
     for label, row in summary_rows(mean_rows, main):
         spread = "" if row["std"] is None else f" ± {100 * row['std']:.1f}"
         delta_spread = "" if row["delta_std"] is None else f" ± {100 * row['delta_std']:.1f}"
-        table.add_row(label, _where(row), f"{_pct(row['mean'])}{spread}",
+        table.add_row(_describe(label, row), f"{_pct(row['mean'])}{spread}",
                       "" if row["kind"] == "baseline" else f"{_pct(row['delta_mean'], True)}{delta_spread}")
     console.print(table)

@@ -84,8 +84,9 @@ def heads(store, task_name: str, out_dir: Path) -> list[Path]:
     for layer in range(n_layers):
         for head in range(n_heads):
             sure = low[layer, head] > 0 or high[layer, head] < 0
+            dark = abs(value[layer, head] - base) > 0.6 * span
             top.text(head, layer, f"{delta[layer, head]:+.1f}" + ("*" if sure else ""), ha="center", va="center",
-                     fontsize=7, fontweight="bold" if sure else "normal")
+                     fontsize=7, fontweight="bold" if sure else "normal", color="white" if dark else "black")
     top.set_xticks(range(n_heads), [str(h + 1) for h in range(n_heads)])
     top.set_yticks(range(n_layers), [str(layer + 1) for layer in range(n_layers)])
     top.set_xlabel("head")
