@@ -14,8 +14,10 @@ For a fine-tuned run, on its dev set as the store holds it:
 
 Choices the paper leaves open:
 
-- The whole dev split is used (the paper's Table 1 and Fig. 8 are dev
-  metrics), not the first ``max_examples`` that have stored maps.
+- The dev inputs are the first ``max_examples`` of the dev split (default
+  1000, the paper's "at most 1000 examples per task"; all of MRPC's 408), the
+  ones whose maps are stored. On bigger dev sets (QQP, MNLI) the baseline is
+  then that subset's metric, not Table 1's.
 - Intervals: 1000 resamples of the dev examples with replacement, drawn once
   from a fixed seed and shared by every configuration (so the difference is
   paired, example by example); the 2.5th and 97.5th percentiles of the
@@ -46,7 +48,7 @@ from bertsecrets.errors import UserError
 from ingest import metrics
 from ingest.progress import fmt_seconds
 from ingest.tasks import Task, get_task
-from store import Store, StoreError, content_key
+from store import Store, StoreError
 
 if TYPE_CHECKING:
     from ingest.pipeline import Plan
@@ -518,8 +520,12 @@ def ablate_seeds(store: Store, run_id: str, n_seeds: int, console: Console, devi
 
 
 def write_seed_table(store: Store, record: dict[str, Any], run_ids: list[str]) -> str:
-    """Mean and standard deviation across the runs of each configuration's metrics -> ``ablation_seeds``."""
-    key = content_key("seeds", {"runs": run_ids})
+    """Mean and standard deviation across the runs of each configuration's metrics -> ``ablation_seeds``.
+
+    The rows are keyed by the experiment of ``record``, the run the seeds start
+    from, so its latest aggregation replaces an earlier one (e.g. 3 seeds, then 5).
+    """
+    key = record["experiment_id"]
     seeds = store.rows("SELECT run_id, seed FROM runs WHERE list_contains(?, run_id)", [run_ids])
     seed_of = {r["run_id"]: r["seed"] for r in seeds}
     rows = store.rows(
@@ -546,7 +552,15 @@ def print_seeds(console: Console, store: Store, key: str) -> None:
     table.add_column("disabled")
     table.add_column(main, justify="right")
     table.add_column(f"Δ {main}", justify="right")
-    for label, row in summary_rows(mean_rows, main):
+    first = rows[0]["run_ids"].split(",")[0]
+    chosen = [(label, r) for label, r in summary_rows(store.rows("SELECT * FROM ablation WHERE run_id = ?", [first]), main)
+              if label in ("best head", "best layer")]
+    by_key = {(r["kind"], r["layer"], r["head"], r["metric"]): r for r in mean_rows}
+    first_seed = rows[0]["seeds"].split(",")[0]
+    shown = summary_rows(mean_rows, main) + [
+        (f"seed {first_seed}'s {label}", by_key[(r["kind"], r["layer"], r["head"], main)]) for label, r in chosen
+    ]
+    for label, row in shown:
         spread = "" if row["std"] is None else f" ± {100 * row['std']:.1f}"
         delta_spread = "" if row["delta_std"] is None else f" ± {100 * row['delta_std']:.1f}"
         table.add_row(_describe(label, row), f"{_pct(row['mean'])}{spread}",

@@ -22,6 +22,7 @@ rounding (``tests/test_ablation.py`` checks that their predictions are equal).
 
 from __future__ import annotations
 
+import json
 from typing import Callable
 
 import numpy as np
@@ -117,7 +118,8 @@ class Sweep:
 
 
 def load_run(store, record: dict, device: torch.device) -> tuple[torch.nn.Module, Encoded, np.ndarray]:
-    """A fine-tuned run's model, and its dev split (as the store holds it) encoded as it was evaluated."""
+    """A fine-tuned run's model, and the first ``max_examples`` inputs of its dev split (the ones with stored maps)."""
+
     from transformers import AutoModelForSequenceClassification
 
     from ingest.data import Split
@@ -128,7 +130,8 @@ def load_run(store, record: dict, device: torch.device) -> tuple[torch.nn.Module
     folder = store.model_dir(record["run_id"])
     model = AutoModelForSequenceClassification.from_pretrained(str(folder))
     rows = store.rows(
-        "SELECT text_a, text_b, label FROM examples WHERE run_id = ? ORDER BY example", [record["run_id"]]
+        "SELECT text_a, text_b, label FROM examples WHERE run_id = ? ORDER BY example LIMIT ?",
+        [record["run_id"], int(json.loads(record["settings_json"])["max_examples"])],
     )
     texts_b = [r["text_b"] for r in rows]
     labels = np.array([r["label"] for r in rows], dtype=np.float64)

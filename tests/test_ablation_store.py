@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from bertsecrets.cli import main
-from ingest import ablation
+from ingest import ablation, metrics
 from store import Store
 
 
@@ -26,13 +26,14 @@ def test_the_ingest_step_stores_every_configuration(tiny_store):
     rows = _ablation(store, run_id)
     kinds = {k: sum(r["kind"] == k for r in rows) for k in ("baseline", "head", "layer", "random_head")}
     assert kinds == {"baseline": 2, "head": 3 * 4 * 2, "layer": 3 * 2, "random_head": 2}  # two metrics each
-    n_dev = len(plan.data.dev)
-    assert {r["n_examples"] for r in rows} == {n_dev}
-    # The sweep's baseline is the run's own evaluation (sdpa there, the eager kernel here).
-    record = store.run(run_id)
+    n_dev = plan.settings.max_examples  # the inputs whose maps are stored
+    assert n_dev < len(plan.data.dev) and {r["n_examples"] for r in rows} == {n_dev}
+    # The sweep's baseline is the run's own evaluation of those inputs (sdpa there, the eager kernel here).
+    stored = store.rows("SELECT label, prediction FROM examples WHERE run_id = ? ORDER BY example LIMIT ?", [run_id, n_dev])
+    own = metrics.compute(plan.task, np.array([r["prediction"] for r in stored]), np.array([r["label"] for r in stored]))
     base = {r["metric"]: r for r in rows if r["kind"] == "baseline"}
     for metric in ("f1", "accuracy"):
-        assert base[metric]["value"] == pytest.approx(record[metric], abs=1e-9)
+        assert base[metric]["value"] == pytest.approx(own[metric], abs=1e-12)
     for r in rows:
         assert r["delta"] == pytest.approx(r["value"] - base[r["metric"]]["value"])
         assert r["ci_low"] <= r["ci_high"]
@@ -117,7 +118,7 @@ def test_unknown_runs_and_tasks(tiny_store, capsys):
 def test_figures(tiny_store, tmp_path, capsys):
     store, _ = tiny_store
     assert main(["figures", "mrpc", "--store", str(store.root), "--out", str(tmp_path),
-                 "--only", "ablation_heads,ablation_layers,pruning"]) == 0
+                 "--only", "fig8,fig9,pruning"]) == 0
     folder = tmp_path / "mrpc"
     for name in ("fig8_heads_f1.png", "fig9_layers.png", "pruning.png"):
         assert (folder / name).stat().st_size > 10_000
@@ -132,6 +133,7 @@ def test_seeds_report_mean_and_std_across_runs(tiny_store, tmp_path):
     copy = Store.open(root)
     console = Console(file=open(os.devnull, "w"))
     key = ablation.ablate_seeds(copy, plan.run_ids["finetuned"], 2, console, device="cpu")
+    assert key == plan.experiment_id  # where the browser looks for a run's seeds
     runs = copy.rows("SELECT run_id, seed FROM runs WHERE setup = 'finetuned' ORDER BY seed")
     assert [r["seed"] for r in runs] == [0, 1]
     rows = copy.rows("SELECT * FROM ablation_seeds WHERE experiment_id = ?", [key])

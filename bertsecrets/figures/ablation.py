@@ -175,4 +175,4 @@ def pruning(store, task_name: str, out_dir: Path) -> list[Path]:
     ]), _write_csv(out_dir / "head_importance.csv", table)]
 
 
-FIGURES = [("ablation_heads", heads), ("ablation_layers", layers), ("pruning", pruning)]
+FIGURES = [("fig8", heads), ("fig9", layers), ("pruning", pruning)]
