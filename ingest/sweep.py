@@ -47,13 +47,15 @@ class Sweep:
     """Evaluates configurations ``[config, layer, head]`` on one model and one encoded dev set."""
 
     def __init__(self, model: torch.nn.Module, data: Encoded, device: torch.device,
-                 batch_size: int = 32, rows: int = 256) -> None:
+                 batch_size: int = 32, rows: int = 64) -> None:
         use_bertsecrets_attention(model)
         self.model = model.to(device).eval()
         self.pieces = Pieces(model)
         self.data, self.device = data, device
         self.batches = length_sorted_batches(data.lengths, batch_size)
-        self.rows = rows  # inputs x configurations in one forward pass
+        # Inputs x configurations in one forward pass. On a 2-core CPU, 64 rows of
+        # MRPC pairs beat 256 by about 10%: the activations stay in cache.
+        self.rows = rows
         self.shape = (self.pieces.n_layers, int(model.config.num_attention_heads))
         self.n_labels = int(model.config.num_labels)
 
