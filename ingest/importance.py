@@ -5,7 +5,7 @@ projection) is multiplied by a gate xi = 1, and the importance of head h is
 
     I_h = mean over dev inputs x of | d loss(x) / d xi_h |
 
-(Michel et al., "Are Sixteen Heads Really Better than One?", eq. 2). Every
+(Michel et al. 2019, "Are Sixteen Heads Really Better than One?"). Every
 input gets its own gates, so the backward pass of a batch of summed losses
 gives each input's own gradient; Michel et al.'s code took |.| of the batch's
 gradient instead, which lets the inputs of a batch cancel each other. The

@@ -3,8 +3,8 @@
 A configuration is a bool mask ``[layer, head]`` of the heads to disable
 (paper section 4.6: their maps become uniform over the input's real tokens,
 see ``ingest/attention.py``). The naive sweep runs the whole model over the
-dev set once per configuration. The fast sweep gives the same logits with far
-less work; for each batch of inputs it
+dev set once per configuration. The fast sweep gives the same logits for about
+half the work; for each batch of inputs it
 
 1. runs the model once with nothing disabled, keeping the hidden states that
    enter every layer;
