@@ -36,7 +36,7 @@ def main(argv: list[str]) -> int:
     from ingest.encode import encode
     from ingest.models import bundled_path, load_classifier, load_tokenizer
     from ingest.sweep import Sweep
-    from ingest.tasks import get_task
+    from bertsecrets.tasks import get_task
 
     task = get_task("mrpc")
     glue = config.glue_dir() or Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"

@@ -65,7 +65,7 @@ def main(argv: list[str]) -> int:
     from ingest.encode import collate, encode, length_sorted_batches
     from ingest.extract import extract_maps
     from ingest.models import load_classifier, load_tokenizer, resolve_model
-    from ingest.tasks import get_task
+    from bertsecrets.tasks import get_task
     from ingest.train import autocast, pick_device
     from store import Store
 

@@ -162,7 +162,7 @@ STATS: list[HeadStat] = [
     HeadStat("ablation", "disabling effect", "ablation", "ablate", False, _ablation_grid,
              lambda s, role: distinct(s, "ablation", "metric")),
     HeadStat("importance", "importance", "head_importance", "ablate", False,
-             _column_grid("head_importance", "importance", "|d loss / d gate| summed over dev (Michel et al.)",
+             _column_grid("head_importance", "importance", "|d loss / d gate|, mean over dev inputs (Michel et al.)",
                           role_bound=False)),
     HeadStat("entropy", "entropy", "head_stats", "analyze", True,
              _column_grid("head_stats", "entropy", "attention entropy in nats, mean over queries and inputs")),

@@ -47,7 +47,7 @@ from rich.table import Table
 from bertsecrets.errors import UserError
 from ingest import metrics
 from ingest.progress import fmt_seconds
-from ingest.tasks import Task, get_task
+from bertsecrets.tasks import Task, get_task
 from store import Store, StoreError
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ import numpy as np
 
 from bertsecrets import config
 from bertsecrets.errors import UserError
-from ingest.tasks import Task
+from bertsecrets.tasks import Task
 
 HUB_DATASET = "nyu-mll/glue"
 

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ingest.tasks import Task
+from bertsecrets.tasks import Task
 
 
 def predictions(task: Task, logits: np.ndarray) -> np.ndarray:

@@ -33,16 +33,11 @@ from bertsecrets.errors import UserError
 from ingest.data import TaskData, load_task_data
 from ingest.models import ResolvedModel, resolve_model
 from ingest.progress import fmt_seconds, make_progress
-from ingest.tasks import Task, get_task
+from bertsecrets.tasks import SETUPS, Task, get_task
 from store import Store, content_key
 from store.maps import PRECISIONS
 from store.store import utcnow
 
-SETUPS: dict[str, str] = {
-    "finetuned": "pretrained + fine-tuning",
-    "random_init": "random init + fine-tuning",
-    "no_finetuning": "pretrained, no fine-tuning",
-}
 ROLES = ("pretrained", "finetuned")
 #: Bumped when a change to training or extraction changes their results.
 TRAIN_VERSION = 1

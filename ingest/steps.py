@@ -16,7 +16,8 @@ from ingest import metrics
 from ingest.encode import Encoded, encode, token_rows
 from ingest.extract import extract_maps
 from ingest.models import load_classifier, load_tokenizer, quiet_transformers
-from ingest.pipeline import ROLES, SETUPS, Plan, new_record
+from bertsecrets.tasks import SETUPS
+from ingest.pipeline import ROLES, Plan, new_record
 from ingest.progress import fmt_seconds
 from ingest.train import TrainSettings, fine_tune, pick_device, predict
 from store import Store

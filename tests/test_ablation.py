@@ -15,7 +15,7 @@ from ingest.importance import example_losses, head_importance
 from ingest.layers import Pieces
 from ingest.models import load_classifier, load_tokenizer
 from ingest.sweep import Sweep, first_disabled_layer
-from ingest.tasks import get_task
+from bertsecrets.tasks import get_task
 
 MRPC = get_task("mrpc")
 

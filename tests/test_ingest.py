@@ -95,7 +95,7 @@ def test_training_resumes_to_the_same_weights(tiny_bert, tiny_glue, tmp_path):
     from ingest.data import load_glue_dir
     from ingest.encode import encode
     from ingest.models import load_classifier, load_tokenizer
-    from ingest.tasks import get_task
+    from bertsecrets.tasks import get_task
     from ingest.train import TrainSettings, fine_tune
 
     data = load_glue_dir(get_task("mrpc"), tiny_glue)

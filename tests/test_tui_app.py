@@ -94,7 +94,10 @@ async def test_every_screen_shows_the_store(browse_store, labeller):
         await settle(pilot, "a")
         assert app.screen.query_one(HeadGrid).grid.marks is not None
         assert app.screen.query_one("#ablation-layers", DataTable).row_count == maps.n_layers
-        assert app.screen.query_one("#ablation-table1", DataTable).row_count == 3
+        table1 = app.screen.query_one("#ablation-table1", DataTable)
+        assert table1.row_count == 3
+        finetuned = [table1.get_row_at(i) for i in range(3) if table1.get_row_at(i)[0] == "pretrained + fine-tuning"][0]
+        assert "87.9/82.3" in finetuned  # the paper's MRPC numbers beside the run's
         await settle(pilot, *"oooooo")  # sort the table of every row by its sixth column, the change
         everything = app.screen.query_one("#ablation-all", DataTable)
         deltas = [float(everything.get_row_at(i)[5]) for i in range(everything.row_count)]

@@ -38,7 +38,7 @@ def resolve_runs(store, target: str) -> list[str]:
         if not rows:
             raise UserError(f"run {target} has no stored maps yet: finish its ingest first")
         return [r["run_id"] for r in rows]
-    from ingest.tasks import get_task
+    from bertsecrets.tasks import get_task
 
     task = get_task(target)
     rows = store.rows("SELECT DISTINCT r.run_id, r.started_at FROM runs r JOIN maps m USING (run_id) "

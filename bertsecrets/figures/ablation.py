@@ -17,7 +17,7 @@ from matplotlib.colors import Normalize
 
 from bertsecrets.errors import UserError
 from ingest.ablation import rho_text, spearman
-from ingest.tasks import Task, get_task
+from bertsecrets.tasks import Task, get_task
 
 BASELINE_COLOUR = "tab:orange"
 

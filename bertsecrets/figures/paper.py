@@ -24,7 +24,7 @@ CSV_TABLES = ("head_stats", "feature_attention", "cls_attention", "head_change",
 
 def analysed_run(store: Store, task: str) -> dict:
     """The task's latest fine-tuned run whose analyses are stored."""
-    from ingest.tasks import get_task
+    from bertsecrets.tasks import get_task
 
     name = get_task(task).name
     rows = store.rows(
@@ -255,7 +255,7 @@ def table1(store: Store, task: str, out: Path) -> list[Path]:
     """Table 1: dev metrics of the three set-ups, beside the paper's (PNG and CSV)."""
     import csv
 
-    from ingest.tasks import get_task
+    from bertsecrets.tasks import get_task
 
     plt = _plt()
     run = analysed_run(store, task)

@@ -9,10 +9,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
+from bertsecrets.errors import UserError
+from bertsecrets.tasks import SETUPS, get_task
 from bertsecrets_tui.messages import Loaded
 from bertsecrets_tui.reader import RunStats
 from bertsecrets_tui.screens.base import StoreScreen
-from bertsecrets_tui.screens.runs import SETUPS
 from bertsecrets_tui.stats import STATS, change_text, distinct, fmt, stat_grid
 from bertsecrets_tui.widgets.grid import HeadGrid
 from bertsecrets_tui.widgets.tables import fill
@@ -155,20 +156,24 @@ class AblationScreen(StoreScreen):
                     [(one_based(r["layer"]), f"{100 * r['value']:.1f}", change_text(r), str(r["changed"])) for r in rows])
 
     def fill_table1(self) -> None:
-        """The paper's Table 1 for this run's task: the three set-ups' dev metrics, in %."""
+        """The paper's Table 1 for this run's task: the three set-ups' dev metrics in %, beside the paper's."""
         stats = self.stats
         assert stats is not None
+        try:
+            task = get_task(stats.task)
+        except UserError:  # a task this version does not know: no paper numbers to show
+            task = None
         metrics = [m for m in ("f1", "accuracy", "pearson", "spearman") if any(s.get(m) is not None for s in stats.setups)]
         by_setup = {s["setup"]: s for s in stats.setups}
         rows = []
         for setup in SETUP_ORDER:
             run = by_setup.get(setup)
             cells = [("-" if run is None or run.get(m) is None else f"{100 * run[m]:.1f}") for m in metrics]
-            rows.append((SETUPS[setup], *cells, run["status"] if run else "not run"))
-        self._table("ablation-table1", ("set-up", *metrics, "status"), rows)
+            rows.append((SETUPS[setup], *cells, task.paper(setup) if task else "-", run["status"] if run else "not run"))
+        paper = "paper (" + "/".join(task.metrics) + ")" if task else "paper"
+        self._table("ablation-table1", ("set-up", *metrics, paper, "status"), rows)
         self.query_one("#table1-note", Static).update(
-            f"{stats.task.upper()} dev, this model and seed (the paper used bert-base-uncased; its numbers are in "
-            "`bertsecrets ingest`'s summary)"
+            f"{stats.task.upper()} dev, this model and seed; the paper's numbers are for bert-base-uncased"
         )
 
     def fill_all(self) -> None:

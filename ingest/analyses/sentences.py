@@ -205,7 +205,7 @@ def relation_scores(store, run_id: str, sentences: list[Sentence], progress=None
     from ingest.encode import encode
     from ingest.extract import extract_maps
     from ingest.models import load_classifier, load_tokenizer, quiet_transformers
-    from ingest.tasks import get_task
+    from bertsecrets.tasks import get_task
     from ingest.train import pick_device
     from store.maps import MapReader, MapWriter
 

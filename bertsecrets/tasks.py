@@ -1,10 +1,18 @@
-"""The paper's seven GLUE tasks: one registry entry each, looked up by name."""
+"""The paper's seven GLUE tasks and three set-ups: registries every room reads (no heavy imports)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from bertsecrets.errors import UserError
+
+
+#: The set-ups of the paper's Table 1, in the order a run of them is made.
+SETUPS: dict[str, str] = {
+    "finetuned": "pretrained + fine-tuning",
+    "random_init": "random init + fine-tuning",
+    "no_finetuning": "pretrained, no fine-tuning",
+}
 
 
 @dataclass(frozen=True)
