@@ -10,28 +10,28 @@ install:
 
 # Fine-tune, store the maps and run the analyses of a GLUE task: `just ingest mrpc --model minilm`.
 ingest *args:
-    bertsecrets ingest "$@"
+    @bertsecrets ingest "$@"
 
 # The test suite (about a few minutes on 2 cores); pass pytest options, e.g. `just test -k store`.
 test *args:
-    python -m pytest "$@"
+    @python -m pytest "$@"
 
 # Speed and size benchmarks, each printing the ratio it is judged by: `just bench [name]`.
 bench *args:
-    python -m bench "$@"
+    @python -m bench "$@"
 
 # Browse a store in the terminal.
 browse *args:
-    bertsecrets browse "$@"
+    @bertsecrets browse "$@"
 
 # Read-only SQL on the catalog: `just sql "SELECT * FROM runs"`.
 sql query *args:
-    bertsecrets sql "$@"
+    @bertsecrets sql "$@"
 
 # Check that the store and its catalog agree.
 check *args:
-    bertsecrets check "$@"
+    @bertsecrets check "$@"
 
 # Architecture contracts: store/ and the TUI never import torch.
 lint:
-    lint-imports
+    @lint-imports
