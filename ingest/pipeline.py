@@ -304,4 +304,4 @@ def new_record(plan: Plan, setup: str, version: str, device: str) -> dict[str, A
     }
 
 
-__all__ = ["IngestSettings", "Plan", "make_plan", "ingest", "SETUPS"]
+__all__ = ["IngestSettings", "Plan", "make_plan", "ingest"]

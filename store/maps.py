@@ -375,8 +375,4 @@ def storage_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
 
-def expected_values(lengths: np.ndarray, n_layers: int, n_heads: int) -> int:
-    return int((np.asarray(lengths, dtype=np.int64) ** 2).sum() * n_layers * n_heads)
-
-
-__all__ = ["MapWriter", "MapReader", "Batch", "bucket_of", "PRECISIONS", "MAX_ABS_ERROR", "storage_bytes", "expected_values"]
+__all__ = ["MapWriter", "MapReader", "Batch", "bucket_of", "PRECISIONS", "MAX_ABS_ERROR", "storage_bytes"]

@@ -200,10 +200,6 @@ def _nanmean(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
         return np.where(count > 0, total / np.maximum(count, 1), np.nan), count
 
 
-def _nan_to_none(values: np.ndarray) -> list:
-    return [None if not np.isfinite(v) else float(v) for v in values]
-
-
 def head_stats_rows(run_id: str, p: Pass) -> pa.Table:
     _, n, n_layers, n_heads = p.stats["entropy"].shape
     layer, head = _grid(n_layers, n_heads)
