@@ -131,6 +131,10 @@ class Annotations:
         """[example, feature, position] bool: the pieces that belong to a word of each type."""
         return np.einsum("ewf,ewp->efp", self.word_features.astype(np.int32), self.words.astype(np.int32)) > 0
 
+    def first_sep(self) -> np.ndarray:
+        """[example] position of the first [SEP]."""
+        return np.argmax(self.sep, axis=1)
+
     def two_segments(self) -> np.ndarray:
         """[example] bool: the input holds two sentences."""
         return (self.segment == 1).any(axis=1)
