@@ -30,13 +30,13 @@ def main(argv: list[str]) -> int:
     import numpy as np
     import torch
 
-    from bertsecrets import config
-    from ingest.ablation import sweep_configs
-    from ingest.data import load_glue_dir
-    from ingest.encode import encode
-    from ingest.models import bundled_path, load_classifier, load_tokenizer
-    from ingest.sweep import Sweep
-    from bertsecrets.tasks import get_task
+    from bertsecrets.core import config
+    from bertsecrets.ingest.ablation import sweep_configs
+    from bertsecrets.ingest.data import load_glue_dir
+    from bertsecrets.ingest.encode import encode
+    from bertsecrets.ingest.models import bundled_path, load_classifier, load_tokenizer
+    from bertsecrets.ingest.sweep import Sweep
+    from bertsecrets.core.tasks import get_task
 
     task = get_task("mrpc")
     glue = config.glue_dir() or Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"

@@ -45,12 +45,12 @@ def main(argv: list[str]) -> int:
 
     import numpy as np
 
-    from bertsecrets import config
+    from bertsecrets.core import config
     from bertsecrets.commands.analyze import resolve_runs
-    from bertsecrets.errors import UserError
-    from ingest.analyses import driver, reference
-    from ingest.analyses.stats import STATS
-    from store import Store
+    from bertsecrets.core.errors import UserError
+    from bertsecrets.ingest.analyses import driver, reference
+    from bertsecrets.ingest.analyses.stats import STATS
+    from bertsecrets.store import Store
 
     try:
         store = Store.open(config.store_path(args.store))

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _glue_dir() -> Path:
-    from bertsecrets import config
+    from bertsecrets.core import config
 
     folder = config.glue_dir() or ROOT.parent / "shared" / "data" / "glue"
     if not (folder / "MRPC" / "dev.tsv").exists():
@@ -61,13 +61,13 @@ def main(argv: list[str]) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from ingest.data import load_glue_dir
-    from ingest.encode import collate, encode, length_sorted_batches
-    from ingest.extract import extract_maps
-    from ingest.models import load_classifier, load_tokenizer, resolve_model
-    from bertsecrets.tasks import get_task
-    from ingest.train import autocast, pick_device
-    from store import Store
+    from bertsecrets.ingest.data import load_glue_dir
+    from bertsecrets.ingest.encode import collate, encode, length_sorted_batches
+    from bertsecrets.ingest.extract import extract_maps
+    from bertsecrets.ingest.models import load_classifier, load_tokenizer, resolve_model
+    from bertsecrets.core.tasks import get_task
+    from bertsecrets.ingest.train import autocast, pick_device
+    from bertsecrets.store import Store
 
     console = Console()
     device = pick_device("auto")

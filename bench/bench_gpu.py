@@ -30,9 +30,9 @@ def main(argv: list[str]) -> int:
     from rich.console import Console
 
     from bench.bench_extract import _glue_dir
-    from ingest.models import write_random_bert
-    from ingest.pipeline import IngestSettings, ingest
-    from store import Store
+    from bertsecrets.ingest.models import write_random_bert
+    from bertsecrets.ingest.pipeline import IngestSettings, ingest
+    from bertsecrets.store import Store
 
     glue = Path(args.data_dir) if args.data_dir else _glue_dir()
     work = Path(tempfile.mkdtemp(prefix="bench-gpu-"))

@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def make_store(root: Path):
     """A store with one fine-tuned run whose maps (both models) are random distributions over 128 tokens."""
-    from store import Store
+    from bertsecrets.store import Store
 
     store = Store.create(root)
     run_id, when = "run-bench", dt.datetime.now(dt.timezone.utc)
@@ -64,8 +64,8 @@ def make_store(root: Path):
 
 COLD_START = """
 import asyncio, sys
-from bertsecrets_tui.app import BrowseApp
-from store import Store
+from bertsecrets.tui.app import BrowseApp
+from bertsecrets.store import Store
 from textual.widgets import DataTable
 
 async def main():
@@ -98,8 +98,8 @@ async def stepping(store, run_id: str, cold: bool) -> list[float]:
     """Milliseconds from pressing `n` until the next input's maps are on screen, STEPS times."""
     from textual import events
 
-    from bertsecrets_tui.app import BrowseApp
-    from bertsecrets_tui.widgets.heatmap import Heatmap
+    from bertsecrets.tui.app import BrowseApp
+    from bertsecrets.tui.widgets.heatmap import Heatmap
 
     app = BrowseApp(store, truecolor=False)
     times = []
@@ -129,7 +129,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench tui")
     parser.add_argument("--store", help="measure on this store (its first fine-tuned run with maps)")
     args = parser.parse_args(argv)
-    from store import Store
+    from bertsecrets.store import Store
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.store:

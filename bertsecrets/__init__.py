@@ -1,3 +1,5 @@
 """bertsecrets: explore the self-attention of BERT models from the terminal."""
 
-__version__ = "0.1.0"
+from bertsecrets.core.version import __version__
+
+__all__ = ["__version__"]

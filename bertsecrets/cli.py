@@ -7,9 +7,10 @@ import importlib
 import sys
 from typing import Sequence
 
-from bertsecrets import __version__, config
+from bertsecrets.core import config
+from bertsecrets.core.version import __version__
 from bertsecrets.commands import MODULES, console
-from bertsecrets.errors import UserError
+from bertsecrets.core.errors import UserError
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:

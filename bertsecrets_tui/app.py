@@ -6,21 +6,21 @@ from textual.app import App
 from textual.binding import Binding
 from textual.worker import get_current_worker
 
-from bertsecrets_tui.keys import PLACES
-from bertsecrets_tui.messages import StoreChanged
-from bertsecrets_tui.reader import Reader
-from bertsecrets_tui.screens.ablation import AblationScreen
-from bertsecrets_tui.screens.base import StoreScreen
-from bertsecrets_tui.screens.features import FeaturesScreen
-from bertsecrets_tui.screens.heads import HeadGridScreen
-from bertsecrets_tui.screens.help import HelpScreen
-from bertsecrets_tui.screens.labelling import LabellingScreen
-from bertsecrets_tui.screens.map import MapScreen
-from bertsecrets_tui.screens.model import ModelScreen
-from bertsecrets_tui.screens.runs import RunsScreen
-from bertsecrets_tui.screens.sql import SQLScreen
-from bertsecrets_tui.state import Selection
-from store import Store
+from bertsecrets.tui.keys import PLACES
+from bertsecrets.tui.messages import StoreChanged
+from bertsecrets.tui.reader import Reader
+from bertsecrets.tui.screens.ablation import AblationScreen
+from bertsecrets.tui.screens.base import StoreScreen
+from bertsecrets.tui.screens.features import FeaturesScreen
+from bertsecrets.tui.screens.heads import HeadGridScreen
+from bertsecrets.tui.screens.help import HelpScreen
+from bertsecrets.tui.screens.labelling import LabellingScreen
+from bertsecrets.tui.screens.map import MapScreen
+from bertsecrets.tui.screens.model import ModelScreen
+from bertsecrets.tui.screens.runs import RunsScreen
+from bertsecrets.tui.screens.sql import SQLScreen
+from bertsecrets.tui.state import Selection
+from bertsecrets.store import Store
 
 SCREENS = {
     "runs": RunsScreen, "heads": HeadGridScreen, "map": MapScreen, "model": ModelScreen,

@@ -7,7 +7,7 @@ import textwrap
 import numpy as np
 from rich.segment import Segment
 
-from bertsecrets_tui.palette import Palette
+from bertsecrets.tui.palette import Palette
 
 HALF_BLOCK = "▀"
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from bertsecrets.errors import UserError
-from store import Store, StoreError
-from store.labels import PATTERN_CLASSES
-from store.maps import MapReader
+from bertsecrets.core.errors import UserError
+from bertsecrets.store import Store, StoreError
+from bertsecrets.store.labels import PATTERN_CLASSES
+from bertsecrets.store.maps import MapReader
 
 ROLES = ("pretrained", "finetuned")
 #: Tables whose rows describe heads of a run (read together, see RunStats).

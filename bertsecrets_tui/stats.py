@@ -13,8 +13,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from bertsecrets_tui.reader import CLASS_SOURCES, RunStats
-from store.labels import PATTERN_CLASSES
+from bertsecrets.tui.reader import CLASS_SOURCES, RunStats
+from bertsecrets.store.labels import PATTERN_CLASSES
 
 #: Short names of the pattern classes for cells too narrow for words.
 CLASS_ABBREV = {"vertical": "V", "diagonal": "D", "vertical+diagonal": "VD", "block": "B", "heterogeneous": "H"}

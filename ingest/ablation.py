@@ -44,14 +44,14 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from bertsecrets.errors import UserError
-from ingest import metrics
-from ingest.progress import fmt_seconds
-from bertsecrets.tasks import Task, get_task
-from store import Store, StoreError
+from bertsecrets.core.errors import UserError
+from bertsecrets.ingest import metrics
+from bertsecrets.ingest.progress import fmt_seconds
+from bertsecrets.core.tasks import Task, get_task
+from bertsecrets.store import Store, StoreError
 
 if TYPE_CHECKING:
-    from ingest.pipeline import Plan
+    from bertsecrets.ingest.pipeline import Plan
 
 NAME = "ablation"
 #: The tables this step writes, one part per fine-tuned run.
@@ -261,9 +261,9 @@ def _prepare(store: Store, record: dict[str, Any], device: str, batch_size: int)
     """The torch side of one run: its sweep, the dev labels, and the mean dev loss of each configuration's logits."""
     import torch
 
-    from ingest.importance import example_losses
-    from ingest.sweep import Sweep, load_run
-    from ingest.train import pick_device
+    from bertsecrets.ingest.importance import example_losses
+    from bertsecrets.ingest.sweep import Sweep, load_run
+    from bertsecrets.ingest.train import pick_device
 
     torch_device = pick_device(device)
     model, data, labels = load_run(store, record, torch_device)
@@ -289,7 +289,7 @@ def ablate(store: Store, run_id: str, console: Console, progress: Progress, devi
     if not missing:
         return
     with store.lock(f"ablation-{run_id}", f"the ablation of run {run_id}"):
-        from ingest.importance import head_importance
+        from bertsecrets.ingest.importance import head_importance
 
         task = get_task(record["task"])
         sweep, labels, mean_losses = _prepare(store, record, device, batch_size)
@@ -333,7 +333,7 @@ def ablate(store: Store, run_id: str, console: Console, progress: Progress, devi
 def evaluate_disabled(store: Store, run_id: str, mask: np.ndarray, console: Console, device: str = "auto",
                       batch_size: int = 32, n_boot: int = N_BOOT) -> list[dict[str, Any]]:
     """One configuration against the baseline, printed and returned (not stored)."""
-    from ingest.progress import make_progress
+    from bertsecrets.ingest.progress import make_progress
 
     record = finetuned_run(store, run_id)
     task = get_task(record["task"])
@@ -485,7 +485,7 @@ def _print_importance(console: Console, store: Store, run_id: str, main: str) ->
 
 def settings_of(record: dict[str, Any], store: Store):
     """The ingest settings that made a run, pointed at ``store``."""
-    from ingest.pipeline import IngestSettings
+    from bertsecrets.ingest.pipeline import IngestSettings
 
     saved = json.loads(record["settings_json"])
     names = {f.name for f in fields(IngestSettings)}
@@ -497,8 +497,8 @@ def settings_of(record: dict[str, Any], store: Store):
 def ablate_seeds(store: Store, run_id: str, n_seeds: int, console: Console, device: str = "auto",
                  batch_size: int = 32, n_boot: int = N_BOOT, redo: bool = False) -> str:
     """Fine-tune ``n_seeds`` seeds (from the run's on) like ``run_id``, sweep each, and store mean and std across them."""
-    from ingest.pipeline import ingest, make_plan
-    from ingest.progress import make_progress
+    from bertsecrets.ingest.pipeline import ingest, make_plan
+    from bertsecrets.ingest.progress import make_progress
 
     record = finetuned_run(store, run_id)
     settings = settings_of(record, store)

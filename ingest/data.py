@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bertsecrets import config
-from bertsecrets.errors import UserError
-from bertsecrets.tasks import Task
+from bertsecrets.core import config
+from bertsecrets.core.errors import UserError
+from bertsecrets.core.tasks import Task
 
 HUB_DATASET = "nyu-mll/glue"
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ingest.data import Split
+from bertsecrets.ingest.data import Split
 
 
 @dataclass

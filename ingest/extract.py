@@ -7,11 +7,11 @@ from typing import Callable
 
 import torch
 
-from ingest.attention import attending, use_bertsecrets_attention
-from ingest.encode import Encoded, collate
-from ingest.layers import Pieces
-from ingest.train import autocast
-from store.maps import MapWriter
+from bertsecrets.ingest.attention import attending, use_bertsecrets_attention
+from bertsecrets.ingest.encode import Encoded, collate
+from bertsecrets.ingest.layers import Pieces
+from bertsecrets.ingest.train import autocast
+from bertsecrets.store.maps import MapWriter
 
 
 @torch.inference_mode()

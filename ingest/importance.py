@@ -20,10 +20,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ingest.attention import use_bertsecrets_attention
-from ingest.encode import Encoded, collate, length_sorted_batches
-from ingest.layers import Pieces
-from ingest.train import autocast
+from bertsecrets.ingest.attention import use_bertsecrets_attention
+from bertsecrets.ingest.encode import Encoded, collate, length_sorted_batches
+from bertsecrets.ingest.layers import Pieces
+from bertsecrets.ingest.train import autocast
 
 
 def example_losses(logits: torch.Tensor, labels: torch.Tensor, regression: bool) -> torch.Tensor:

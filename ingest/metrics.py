@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from bertsecrets.tasks import Task
+from bertsecrets.core.tasks import Task
 
 
 def predictions(task: Task, logits: np.ndarray) -> np.ndarray:

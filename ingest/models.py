@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bertsecrets.errors import UserError
+from bertsecrets.core.errors import UserError
 
 DEFAULT_MODEL = "bert-base-uncased"
 BUNDLED = "minilm"

@@ -27,16 +27,16 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-import bertsecrets
-from bertsecrets import config
-from bertsecrets.errors import UserError
-from ingest.data import TaskData, load_task_data
-from ingest.models import ResolvedModel, resolve_model
-from ingest.progress import fmt_seconds, make_progress
-from bertsecrets.tasks import SETUPS, Task, get_task
-from store import Store, content_key
-from store.maps import PRECISIONS
-from store.store import utcnow
+from bertsecrets.core.version import __version__
+from bertsecrets.core import config
+from bertsecrets.core.errors import UserError
+from bertsecrets.ingest.data import TaskData, load_task_data
+from bertsecrets.ingest.models import ResolvedModel, resolve_model
+from bertsecrets.ingest.progress import fmt_seconds, make_progress
+from bertsecrets.core.tasks import SETUPS, Task, get_task
+from bertsecrets.store import Store, content_key
+from bertsecrets.store.maps import PRECISIONS
+from bertsecrets.store.store import utcnow
 
 ROLES = ("pretrained", "finetuned")
 #: Bumped when a change to training or extraction changes their results.
@@ -47,7 +47,7 @@ MAPS_VERSION = 1
 #: ``done(store, plan) -> bool`` (cheap, no torch) and
 #: ``run(store, plan, console, progress)``. Each caches its results in the store
 #: like the maps, so a finished ingest skips them too.
-POST_STEPS: list[str] = ["ingest.analyses", "ingest.ablation"]
+POST_STEPS: list[str] = ["bertsecrets.ingest.analyses", "bertsecrets.ingest.ablation"]
 
 
 @dataclass
@@ -161,7 +161,7 @@ def make_plan(settings: IngestSettings) -> Plan:
 
 
 def code_version() -> str:
-    version = bertsecrets.__version__
+    version = __version__
     try:
         sha = subprocess.run(
             ["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD"],
@@ -220,7 +220,7 @@ def ingest(settings: IngestSettings, console: Console | None = None) -> Plan:
     )
     console.print(f"[bold]store[/]: {store.root}")
 
-    from ingest import steps  # torch from here on
+    from bertsecrets.ingest import steps  # torch from here on
 
     work = steps.Work(store, plan, console, code_version())
     with make_progress(console) as progress:

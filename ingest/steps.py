@@ -11,18 +11,18 @@ import torch
 from rich.console import Console
 from rich.progress import Progress
 
-from bertsecrets.errors import UserError
-from ingest import metrics
-from ingest.encode import Encoded, encode, token_rows
-from ingest.extract import extract_maps
-from ingest.models import load_classifier, load_tokenizer, quiet_transformers
-from bertsecrets.tasks import SETUPS
-from ingest.pipeline import ROLES, Plan, new_record
-from ingest.progress import fmt_seconds
-from ingest.train import TrainSettings, fine_tune, pick_device, predict
-from store import Store
-from store.maps import storage_bytes
-from store.store import utcnow
+from bertsecrets.core.errors import UserError
+from bertsecrets.ingest import metrics
+from bertsecrets.ingest.encode import Encoded, encode, token_rows
+from bertsecrets.ingest.extract import extract_maps
+from bertsecrets.ingest.models import load_classifier, load_tokenizer, quiet_transformers
+from bertsecrets.core.tasks import SETUPS
+from bertsecrets.ingest.pipeline import ROLES, Plan, new_record
+from bertsecrets.ingest.progress import fmt_seconds
+from bertsecrets.ingest.train import TrainSettings, fine_tune, pick_device, predict
+from bertsecrets.store import Store
+from bertsecrets.store.maps import storage_bytes
+from bertsecrets.store.store import utcnow
 
 
 class Work:

@@ -28,10 +28,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ingest.attention import attending, use_bertsecrets_attention
-from ingest.encode import Encoded, collate, length_sorted_batches
-from ingest.layers import Pieces
-from ingest.train import autocast
+from bertsecrets.ingest.attention import attending, use_bertsecrets_attention
+from bertsecrets.ingest.encode import Encoded, collate, length_sorted_batches
+from bertsecrets.ingest.layers import Pieces
+from bertsecrets.ingest.train import autocast
 
 OnBatch = Callable[[int], None]
 
@@ -124,9 +124,9 @@ def load_run(store, record: dict, device: torch.device) -> tuple[torch.nn.Module
 
     from transformers import AutoModelForSequenceClassification
 
-    from ingest.data import Split
-    from ingest.encode import encode
-    from ingest.models import load_tokenizer, quiet_transformers
+    from bertsecrets.ingest.data import Split
+    from bertsecrets.ingest.encode import encode
+    from bertsecrets.ingest.models import load_tokenizer, quiet_transformers
 
     quiet_transformers()
     folder = store.model_dir(record["run_id"])

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ingest.encode import Encoded, collate, length_sorted_batches
+from bertsecrets.ingest.encode import Encoded, collate, length_sorted_batches
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ Only this package knows the on-disk layout. It never imports torch or Textual,
 so the TUI and the SQL command start fast.
 """
 
-from store.errors import StoreError, StoreCorrupt, NotAStore
-from store.keys import content_key
-from store.store import Store
+from bertsecrets.store.errors import StoreError, StoreCorrupt, NotAStore
+from bertsecrets.store.keys import content_key
+from bertsecrets.store.store import Store
 
 __all__ = ["Store", "StoreError", "StoreCorrupt", "NotAStore", "content_key"]

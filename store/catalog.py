@@ -19,8 +19,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from store.errors import SQLError, StoreCorrupt
-from store.schema import TABLES
+from bertsecrets.store.errors import SQLError, StoreCorrupt
+from bertsecrets.store.schema import TABLES
 
 #: Statement kinds a read-only connection runs; DESCRIBE, SHOW and SUMMARIZE parse as SELECT.
 _READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}

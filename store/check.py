@@ -6,10 +6,10 @@ import fcntl
 import numpy as np
 import pyarrow.parquet as pq
 
-from store.errors import StoreError
-from store.maps import MAX_ABS_ERROR, MapReader
-from store.schema import TABLES
-from store.store import Store
+from bertsecrets.store.errors import StoreError
+from bertsecrets.store.maps import MAX_ABS_ERROR, MapReader
+from bertsecrets.store.schema import TABLES
+from bertsecrets.store.store import Store
 
 TRAINED = ("finetuned", "random_init")
 

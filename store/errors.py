@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bertsecrets.errors import UserError
+from bertsecrets.core.errors import UserError
 
 
 class StoreError(UserError):

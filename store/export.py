@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from store.errors import StoreError
+from bertsecrets.store.errors import StoreError
 
 
 def _cell(value: Any) -> str:

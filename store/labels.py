@@ -16,8 +16,8 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 
-from bertsecrets import config
-from store.errors import StoreError
+from bertsecrets.core import config
+from bertsecrets.store.errors import StoreError
 
 #: The paper's five classes (section 4.1), in the order of the labelling keys 1-5.
 PATTERN_CLASSES = ("vertical", "diagonal", "vertical+diagonal", "block", "heterogeneous")

@@ -48,7 +48,7 @@ import zarr
 import zstandard
 from zarr.codecs import ZstdCodec
 
-from store.errors import StoreCorrupt
+from bertsecrets.store.errors import StoreCorrupt
 
 FORMAT = "bertsecrets-maps"
 FORMAT_VERSION = 1

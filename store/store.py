@@ -25,10 +25,10 @@ from typing import Any, Iterator
 
 import duckdb
 
-from store.catalog import Catalog
-from store.errors import NotAStore, StoreCorrupt, StoreError
-from store.maps import MapReader, MapWriter
-from store.schema import SCHEMA_VERSION
+from bertsecrets.store.catalog import Catalog
+from bertsecrets.store.errors import NotAStore, StoreCorrupt, StoreError
+from bertsecrets.store.maps import MapReader, MapWriter
+from bertsecrets.store.schema import SCHEMA_VERSION
 
 MARKER = "bertsecrets-store.json"
 FORMAT = "bertsecrets-store"

@@ -46,7 +46,7 @@ def write_mrpc(folder: Path, n_train: int, n_dev: int, seed: int = 0) -> Path:
 
 def write_tiny_bert(folder: Path, layers: int = 3, heads: int = 4, seed: int = 0) -> Path:
     """A randomly initialised BERT with the bundled uncased tokenizer (same vocabulary as bert-base)."""
-    from ingest.models import write_random_bert
+    from bertsecrets.ingest.models import write_random_bert
 
     return write_random_bert(folder, "tiny", seed=seed, num_hidden_layers=layers, num_attention_heads=heads)
 
@@ -69,8 +69,8 @@ def tiny_store(tmp_path_factory, tiny_bert, tiny_glue):
     """A store holding a full tiny ingest of the synthetic MRPC (three set-ups, maps, analyses)."""
     from rich.console import Console
 
-    from ingest.pipeline import IngestSettings, ingest
-    from store import Store
+    from bertsecrets.ingest.pipeline import IngestSettings, ingest
+    from bertsecrets.store import Store
 
     root = tmp_path_factory.mktemp("store") / "store"
     settings = IngestSettings(task="mrpc", model=str(tiny_bert), data_dir=str(tiny_glue), store=str(root), **TINY_INGEST)

@@ -12,8 +12,8 @@ import pytest
 from rich.console import Console
 
 from bertsecrets.cli import main
-from ingest import ablation, metrics
-from store import Store
+from bertsecrets.ingest import ablation, metrics
+from bertsecrets.store import Store
 
 
 def _ablation(store, run_id):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ingest.analyses import classifier as C
-from store.labels import PATTERN_CLASSES
+from bertsecrets.ingest.analyses import classifier as C
+from bertsecrets.store.labels import PATTERN_CLASSES
 
 
 def test_the_cnn_has_eight_convolutions_each_with_a_relu():

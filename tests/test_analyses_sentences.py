@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bertsecrets.errors import UserError
-from ingest.analyses import sentences as S
+from bertsecrets.core.errors import UserError
+from bertsecrets.ingest.analyses import sentences as S
 
 
 def write(tmp_path, lines) -> object:
@@ -82,9 +82,9 @@ def test_framenet_absent_is_a_message_not_an_error(monkeypatch):
 
 
 def test_piece_pairs_cover_every_piece_of_both_spans():
-    from ingest.data import Split
-    from ingest.encode import encode
-    from ingest.models import bundled_path, load_tokenizer
+    from bertsecrets.ingest.data import Split
+    from bertsecrets.ingest.encode import encode
+    from bertsecrets.ingest.models import bundled_path, load_tokenizer
 
     tokenizer = load_tokenizer(bundled_path())
     sentence = S.Sentence("Magnarelli hated it", "r", [((11, 16), (0, 10))])

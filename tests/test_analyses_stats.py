@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from ingest.analyses import change, features, patterns, relations, stats
-from ingest.analyses.buckets import Bucket
-from ingest.analyses.tokens import FEATURES, Annotations
+from bertsecrets.ingest.analyses import change, features, patterns, relations, stats
+from bertsecrets.ingest.analyses.buckets import Bucket
+from bertsecrets.ingest.analyses.tokens import FEATURES, Annotations
 
 F = {name: i for i, name in enumerate(FEATURES)}
 
@@ -224,7 +224,7 @@ def test_area_resizing_keeps_shapes_and_scale():
 
 
 def test_resize_matches_the_cell_by_cell_definition():
-    from ingest.analyses.reference import resize_map
+    from bertsecrets.ingest.analyses.reference import resize_map
 
     rng = np.random.default_rng(0)
     for L, S in ((13, 8), (6, 8)):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from ingest.analyses import driver, patterns, reference
-from ingest.analyses.stats import STATS
-from store.labels import PATTERN_CLASSES, Labels
+from bertsecrets.ingest.analyses import driver, patterns, reference
+from bertsecrets.ingest.analyses.stats import STATS
+from bertsecrets.store.labels import PATTERN_CLASSES, Labels
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_rule_labels_in_the_catalog_match_the_rules(analysed):
 
 def test_a_finished_analysis_is_not_redone_and_new_labels_retrain_only_the_classifiers(analysed):
     store, plan, run_id, _ = analysed
-    from ingest.analyses import done
+    from bertsecrets.ingest.analyses import done
 
     assert done(store, plan)
     assert driver.analyse(store, run_id, quiet()) == []
@@ -94,7 +94,7 @@ def test_a_finished_analysis_is_not_redone_and_new_labels_retrain_only_the_class
 
 def test_person_labels_train_the_classifiers_when_there_are_enough(analysed, monkeypatch):
     store, _, run_id, _ = analysed
-    from ingest.analyses import classifier
+    from bertsecrets.ingest.analyses import classifier
 
     shape = (2, len(store.maps(run_id, "finetuned")), 3, 4)
     rows = [{"run_id": run_id, "role": "finetuned", "example": e, "layer": 0, "head": h,

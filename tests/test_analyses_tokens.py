@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ingest.analyses import tokens as T
+from bertsecrets.ingest.analyses import tokens as T
 
 
 @pytest.fixture(scope="module")
@@ -15,15 +15,15 @@ def nlp():
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from ingest.models import bundled_path, load_tokenizer
+    from bertsecrets.ingest.models import bundled_path, load_tokenizer
 
     return load_tokenizer(bundled_path())
 
 
 def annotate_pair(nlp, tokenizer, a: str, b: str | None):
     """Annotations of one input, its token rows made as the ingest makes them."""
-    from ingest.data import Split
-    from ingest.encode import encode, token_rows
+    from bertsecrets.ingest.data import Split
+    from bertsecrets.ingest.encode import encode, token_rows
 
     split = Split([a], None if b is None else [b], np.zeros(1))
     enc = encode(tokenizer, split, 128, keep_encodings=True)
@@ -72,8 +72,8 @@ def test_a_word_of_several_pieces_is_one_word_and_pairs_cover_all_its_pieces(nlp
 
 
 def test_take_cuts_pads_and_renumbers(nlp, tokenizer):
-    from ingest.data import Split
-    from ingest.encode import encode, token_rows
+    from bertsecrets.ingest.data import Split
+    from bertsecrets.ingest.encode import encode, token_rows
 
     texts = [("The cat saw it.", "It ran."), ("A dog barked loudly at the mailman today.", None)]
     split = Split([t[0] for t in texts], [t[1] or "" for t in texts], np.zeros(2))

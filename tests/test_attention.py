@@ -7,11 +7,11 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from ingest.attention import ATTENTION, attending, use_bertsecrets_attention
-from ingest.encode import Encoded, collate
-from ingest.extract import extract_maps
-from ingest.layers import Pieces
-from store import Store
+from bertsecrets.ingest.attention import ATTENTION, attending, use_bertsecrets_attention
+from bertsecrets.ingest.encode import Encoded, collate
+from bertsecrets.ingest.extract import extract_maps
+from bertsecrets.ingest.layers import Pieces
+from bertsecrets.store import Store
 
 
 @pytest.fixture(scope="module")

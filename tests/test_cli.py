@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bertsecrets.cli import build_parser, main
-from store.schema import TABLES
+from bertsecrets.store.schema import TABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 QUERY = "SELECT setup, accuracy, f1 FROM runs ORDER BY setup"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bertsecrets.errors import UserError
-from ingest.data import BadRow, load_glue_dir, load_task_data, read_tsv
-from bertsecrets.tasks import TASKS, get_task
+from bertsecrets.core.errors import UserError
+from bertsecrets.ingest.data import BadRow, load_glue_dir, load_task_data, read_tsv
+from bertsecrets.core.tasks import TASKS, get_task
 
 # One hand-made train/dev file per task, in the column layout GLUE ships (header names are what the loader keys on).
 FILES = {

@@ -17,11 +17,11 @@ import torch
 from rich.console import Console
 
 from bertsecrets.cli import main
-from bertsecrets.errors import UserError
-from ingest.models import resolve_model
-from ingest.pipeline import IngestSettings, ingest, make_plan
-from store import Store
-from store.check import check_store
+from bertsecrets.core.errors import UserError
+from bertsecrets.ingest.models import resolve_model
+from bertsecrets.ingest.pipeline import IngestSettings, ingest, make_plan
+from bertsecrets.store import Store
+from bertsecrets.store.check import check_store
 from tests.conftest import TINY_INGEST, write_tiny_bert
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,11 +92,11 @@ def test_a_changed_setting_is_a_new_run_beside_the_old(tiny_store, tiny_bert, ti
 
 def test_training_resumes_to_the_same_weights(tiny_bert, tiny_glue, tmp_path):
     """Stopped after any step, fine-tuning continues from its checkpoint to bit-identical weights."""
-    from ingest.data import load_glue_dir
-    from ingest.encode import encode
-    from ingest.models import load_classifier, load_tokenizer
-    from bertsecrets.tasks import get_task
-    from ingest.train import TrainSettings, fine_tune
+    from bertsecrets.ingest.data import load_glue_dir
+    from bertsecrets.ingest.encode import encode
+    from bertsecrets.ingest.models import load_classifier, load_tokenizer
+    from bertsecrets.core.tasks import get_task
+    from bertsecrets.ingest.train import TrainSettings, fine_tune
 
     data = load_glue_dir(get_task("mrpc"), tiny_glue)
     tokenizer = load_tokenizer(tiny_bert)

@@ -7,7 +7,7 @@ import csv
 import pytest
 
 from bertsecrets.cli import main
-from store.labels import Labels
+from bertsecrets.store.labels import Labels
 
 
 @pytest.fixture

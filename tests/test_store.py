@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import zarr
 
-from store import NotAStore, Store, StoreCorrupt, StoreError, content_key
-from store.errors import SQLError
-from store.labels import Labels
-from store.maps import MAX_ABS_ERROR
+from bertsecrets.store import NotAStore, Store, StoreCorrupt, StoreError, content_key
+from bertsecrets.store.errors import SQLError
+from bertsecrets.store.labels import Labels
+from bertsecrets.store.maps import MAX_ABS_ERROR
 
 
 def random_maps(rng, lengths, n_layers=2, n_heads=3):

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from textual.widgets import DataTable, Static
 
-from bertsecrets_tui.app import BrowseApp
-from bertsecrets_tui.screens.help import HelpScreen
-from bertsecrets_tui.widgets.grid import HeadGrid
-from bertsecrets_tui.widgets.heatmap import Heatmap
-from bertsecrets_tui.widgets.thumbnails import Thumbnails
-from store import Store
-from store.labels import PATTERN_CLASSES, Labels
+from bertsecrets.tui.app import BrowseApp
+from bertsecrets.tui.screens.help import HelpScreen
+from bertsecrets.tui.widgets.grid import HeadGrid
+from bertsecrets.tui.widgets.heatmap import Heatmap
+from bertsecrets.tui.widgets.thumbnails import Thumbnails
+from bertsecrets.store import Store
+from bertsecrets.store.labels import PATTERN_CLASSES, Labels
 from test_tui_stores import browse_store, handmade_store, head_value  # noqa: F401 (fixture)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -231,8 +231,8 @@ def test_the_browser_never_imports_torch(tmp_path):
         import asyncio, sys
         from bertsecrets.cli import build_parser
         build_parser()  # every command's parser, as `bertsecrets browse` builds them
-        from bertsecrets_tui.app import BrowseApp
-        from store import Store
+        from bertsecrets.tui.app import BrowseApp
+        from bertsecrets.store import Store
 
         async def main():
             app = BrowseApp(Store.open({str(tmp_path / 's')!r}))

@@ -12,7 +12,7 @@ import pytest
 
 from textual.widgets import Input
 
-from bertsecrets_tui.app import BrowseApp
+from bertsecrets.tui.app import BrowseApp
 from test_tui_stores import handmade_store
 
 SIZE = (80, 24)

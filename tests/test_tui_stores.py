@@ -13,9 +13,9 @@ import shutil
 import numpy as np
 import pytest
 
-from store import Store
-from store.check import check_store
-from store.labels import PATTERN_CLASSES
+from bertsecrets.store import Store
+from bertsecrets.store.check import check_store
+from bertsecrets.store.labels import PATTERN_CLASSES
 
 FEATURES = ("noun", "verb", "pronoun", "negation", "cls", "sep")
 WHEN = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.timezone.utc)

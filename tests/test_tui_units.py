@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from rich.color import Color, ColorSystem
 
-from bertsecrets_tui import palette
-from bertsecrets_tui.raster import HALF_BLOCK, half_block_segments, resample
-from bertsecrets_tui.reader import Reader, RunStats
-from bertsecrets_tui.sampling import MapKey, Source, label_queue
-from bertsecrets_tui.stats import STATS, head_details, stat_grid
-from bertsecrets_tui.widgets.heatmap import cells_of, display_size, tokens_of
-from store.labels import PATTERN_CLASSES, Labels
+from bertsecrets.tui import palette
+from bertsecrets.tui.raster import HALF_BLOCK, half_block_segments, resample
+from bertsecrets.tui.reader import Reader, RunStats
+from bertsecrets.tui.sampling import MapKey, Source, label_queue
+from bertsecrets.tui.stats import STATS, head_details, stat_grid
+from bertsecrets.tui.widgets.heatmap import cells_of, display_size, tokens_of
+from bertsecrets.store.labels import PATTERN_CLASSES, Labels
 from test_tui_stores import handmade_store, head_value, write_analysis_rows
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from bertsecrets import config
+from bertsecrets.core import config
 
 #: The modules in the order `bertsecrets --help` lists them.
 MODULES = ["ingest", "analyze", "ablate", "labels", "browse", "sql", "runs", "check", "figures"]

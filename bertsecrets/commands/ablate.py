@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bertsecrets import config
+from bertsecrets.core import config
 from bertsecrets.commands import console, store_arg
 
 
@@ -30,9 +30,9 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bertsecrets.errors import UserError
-    from ingest import ablation
-    from store import Store
+    from bertsecrets.core.errors import UserError
+    from bertsecrets.ingest import ablation
+    from bertsecrets.store import Store
 
     if args.seeds < 1:
         raise UserError(f"--seeds must be a positive whole number, got {args.seeds}")
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.seeds > 1:
         ablation.ablate_seeds(store, run_id, args.seeds, out, redo=args.redo, **options)
     else:
-        from ingest.progress import make_progress
+        from bertsecrets.ingest.progress import make_progress
 
         with make_progress(out) as progress:
             ablation.ablate(store, run_id, out, progress, redo=args.redo, **options)

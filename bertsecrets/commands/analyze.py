@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bertsecrets import config
+from bertsecrets.core import config
 from bertsecrets.commands import console, store_arg
 
 
@@ -25,7 +25,7 @@ def add_parser(sub) -> None:
 
 def resolve_runs(store, target: str) -> list[str]:
     """The fine-tuned runs with maps that ``target`` (a task or a run id) names."""
-    from bertsecrets.errors import UserError
+    from bertsecrets.core.errors import UserError
 
     target = target.strip()
     if target.startswith("run-"):
@@ -38,7 +38,7 @@ def resolve_runs(store, target: str) -> list[str]:
         if not rows:
             raise UserError(f"run {target} has no stored maps yet: finish its ingest first")
         return [r["run_id"] for r in rows]
-    from bertsecrets.tasks import get_task
+    from bertsecrets.core.tasks import get_task
 
     task = get_task(target)
     rows = store.rows("SELECT DISTINCT r.run_id, r.started_at FROM runs r JOIN maps m USING (run_id) "
@@ -51,10 +51,10 @@ def resolve_runs(store, target: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ingest.analyses.driver import analyse
-    from ingest.analyses.summary import summary
-    from ingest.progress import make_progress
-    from store import Store
+    from bertsecrets.ingest.analyses.driver import analyse
+    from bertsecrets.ingest.analyses.summary import summary
+    from bertsecrets.ingest.progress import make_progress
+    from bertsecrets.store import Store
 
     out = console()
     store = Store.open(config.store_path(args.store))

@@ -7,8 +7,8 @@ import os
 import shlex
 import sys
 
-from bertsecrets import config
-from bertsecrets.errors import UserError
+from bertsecrets.core import config
+from bertsecrets.core.errors import UserError
 
 COLORS = ("auto", "256", "truecolor")
 
@@ -30,7 +30,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from store import Store
+    from bertsecrets.store import Store
 
     if args.store_pos and args.store and args.store_pos != args.store:
         raise UserError("give the store once: as STORE or as --store, not both")
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if args.colors != "auto":
         # Textual reads it when it starts: the console then sends exactly these colours.
         os.environ["TEXTUAL_COLOR_SYSTEM"] = args.colors
-    from bertsecrets_tui.app import BrowseApp
+    from bertsecrets.tui.app import BrowseApp
 
     BrowseApp(store, truecolor={"auto": None, "256": False, "truecolor": True}[args.colors]).run()
     return 0

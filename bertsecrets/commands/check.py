@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bertsecrets import config
+from bertsecrets.core import config
 from bertsecrets.commands import console, store_arg
 
 
@@ -15,8 +15,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from store import Store
-    from store.check import check_store
+    from bertsecrets.store import Store
+    from bertsecrets.store.check import check_store
 
     out = console()
     store = Store.open(config.store_path(args.store))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bertsecrets import config
+from bertsecrets.core import config
 from bertsecrets.commands import console, store_arg
 
 
@@ -21,9 +21,9 @@ def run(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from bertsecrets.errors import UserError
+    from bertsecrets.core.errors import UserError
     from bertsecrets.figures import all_figures
-    from store import Store
+    from bertsecrets.store import Store
 
     out = console()
     store = Store.open(config.store_path(args.store))

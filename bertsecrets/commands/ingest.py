@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bertsecrets import config
+from bertsecrets.core import config
 from bertsecrets.commands import console, store_arg
 
 
@@ -42,7 +42,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ingest.pipeline import IngestSettings, ingest
+    from bertsecrets.ingest.pipeline import IngestSettings, ingest
 
     settings = IngestSettings(
         task=args.task, model=args.model, store=args.store, data_dir=args.data_dir, seed=args.seed,

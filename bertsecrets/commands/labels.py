@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bertsecrets import config
+from bertsecrets.core import config
 from bertsecrets.commands import console, store_arg
-from bertsecrets.errors import UserError
+from bertsecrets.core.errors import UserError
 
 CSV_COLUMNS = ("run_id", "role", "example", "layer", "head", "label", "labeller", "labelled_at", "note")
 REQUIRED = ("run_id", "role", "example", "layer", "head", "label")
@@ -42,7 +42,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from store import Store
+    from bertsecrets.store import Store
 
     store = Store.open(config.store_path(args.store))
     if args.action == "export":
@@ -98,7 +98,7 @@ def _int(value: str, name: str) -> int:
 
 def parse_row(row: dict[str, str], runs: dict[str, dict[str, Any]], labeller: str) -> dict[str, Any]:
     """One CSV row as a labels row (0-indexed layer and head); ValueError says what is wrong."""
-    from store.labels import PATTERN_CLASSES
+    from bertsecrets.store.labels import PATTERN_CLASSES
 
     run_id = (row.get("run_id") or "").strip()
     if run_id not in runs:
@@ -151,7 +151,7 @@ def import_csv(store, path: Path, labeller: str) -> int:
         raise UserError(f"{path} is not a readable CSV file ({exc}); nothing was imported") from None
     if not rows:
         raise UserError(f"{path} holds no labels")
-    from store.labels import MAP_KEY, Labels
+    from bertsecrets.store.labels import MAP_KEY, Labels
 
     # A map labelled twice by the same labeller in one file: the later row counts.
     unique = {(r["labeller"], *(r[k] for k in MAP_KEY)): r for r in rows}

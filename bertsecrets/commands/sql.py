@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bertsecrets import config
+from bertsecrets.core import config
 from bertsecrets.commands import console, store_arg
 
 
@@ -22,8 +22,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from store import Store
-    from store.export import write_result
+    from bertsecrets.store import Store
+    from bertsecrets.store.export import write_result
 
     store = Store.open(config.store_path(args.store))
     write_result(store.query(args.query), args.format, args.output, args.max_rows, console())

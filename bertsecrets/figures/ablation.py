@@ -15,9 +15,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import Normalize
 
-from bertsecrets.errors import UserError
-from ingest.ablation import rho_text, spearman
-from bertsecrets.tasks import Task, get_task
+from bertsecrets.core.errors import UserError
+from bertsecrets.ingest.ablation import rho_text, spearman
+from bertsecrets.core.tasks import Task, get_task
 
 BASELINE_COLOUR = "tab:orange"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bertsecrets.errors import UserError
-from store import Store
-from store.labels import PATTERN_CLASSES
+from bertsecrets.core.errors import UserError
+from bertsecrets.store import Store
+from bertsecrets.store.labels import PATTERN_CLASSES
 
 CLASS_COLOURS = {"vertical": "#4477aa", "diagonal": "#ee6677", "vertical+diagonal": "#aa3377", "block": "#ccbb44",
                  "heterogeneous": "#bbbbbb"}
@@ -24,7 +24,7 @@ CSV_TABLES = ("head_stats", "feature_attention", "cls_attention", "head_change",
 
 def analysed_run(store: Store, task: str) -> dict:
     """The task's latest fine-tuned run whose analyses are stored."""
-    from bertsecrets.tasks import get_task
+    from bertsecrets.core.tasks import get_task
 
     name = get_task(task).name
     rows = store.rows(
@@ -255,7 +255,7 @@ def table1(store: Store, task: str, out: Path) -> list[Path]:
     """Table 1: dev metrics of the three set-ups, beside the paper's (PNG and CSV)."""
     import csv
 
-    from bertsecrets.tasks import get_task
+    from bertsecrets.core.tasks import get_task
 
     plt = _plt()
     run = analysed_run(store, task)

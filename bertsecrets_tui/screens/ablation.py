@@ -9,14 +9,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
-from bertsecrets.errors import UserError
-from bertsecrets.tasks import SETUPS, get_task
-from bertsecrets_tui.messages import Loaded
-from bertsecrets_tui.reader import RunStats
-from bertsecrets_tui.screens.base import StoreScreen
-from bertsecrets_tui.stats import STATS, change_text, distinct, fmt, stat_grid
-from bertsecrets_tui.widgets.grid import HeadGrid
-from bertsecrets_tui.widgets.tables import fill
+from bertsecrets.core.errors import UserError
+from bertsecrets.core.tasks import SETUPS, get_task
+from bertsecrets.tui.messages import Loaded
+from bertsecrets.tui.reader import RunStats
+from bertsecrets.tui.screens.base import StoreScreen
+from bertsecrets.tui.stats import STATS, change_text, distinct, fmt, stat_grid
+from bertsecrets.tui.widgets.grid import HeadGrid
+from bertsecrets.tui.widgets.tables import fill
 
 ABLATION = next(s for s in STATS if s.key == "ablation")
 ALL_COLUMNS = ("kind", "layer", "head", "metric", "value", "delta", "ci_low", "ci_high", "changed", "n_examples")

@@ -10,11 +10,11 @@ from textual.screen import Screen
 from textual.widgets import Footer
 from textual.worker import get_current_worker
 
-from bertsecrets.errors import UserError
-from bertsecrets_tui.messages import Loaded, StoreChanged
-from bertsecrets_tui.reader import Reader, RunContext
-from bertsecrets_tui.state import Selection
-from bertsecrets_tui.widgets.navbar import NavBar
+from bertsecrets.core.errors import UserError
+from bertsecrets.tui.messages import Loaded, StoreChanged
+from bertsecrets.tui.reader import Reader, RunContext
+from bertsecrets.tui.state import Selection
+from bertsecrets.tui.widgets.navbar import NavBar
 
 
 class StoreScreen(Screen):

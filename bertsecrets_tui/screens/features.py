@@ -9,13 +9,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
 
-from bertsecrets_tui.markup import escape
-from bertsecrets_tui.messages import Loaded
-from bertsecrets_tui.reader import ROLES, RunStats
-from bertsecrets_tui.screens.base import StoreScreen
-from bertsecrets_tui.stats import Grid, distinct, fmt, of_role, per_head, points
-from bertsecrets_tui.widgets.grid import HeadGrid
-from bertsecrets_tui.widgets.tables import fill
+from bertsecrets.tui.markup import escape
+from bertsecrets.tui.messages import Loaded
+from bertsecrets.tui.reader import ROLES, RunStats
+from bertsecrets.tui.screens.base import StoreScreen
+from bertsecrets.tui.stats import Grid, distinct, fmt, of_role, per_head, points
+from bertsecrets.tui.widgets.grid import HeadGrid
+from bertsecrets.tui.widgets.tables import fill
 
 TITLES = {"pretrained": "pretrained", "finetuned": "fine-tuned", "difference": "fine-tuned − pretrained"}
 

@@ -7,12 +7,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
-from bertsecrets_tui.markup import escape
-from bertsecrets_tui.messages import Loaded
-from bertsecrets_tui.reader import HEAD_TABLES, RunStats
-from bertsecrets_tui.screens.base import StoreScreen
-from bertsecrets_tui.stats import STATS, Grid, HeadStat, head_details, options_of, stat_grid
-from bertsecrets_tui.widgets.grid import HeadGrid
+from bertsecrets.tui.markup import escape
+from bertsecrets.tui.messages import Loaded
+from bertsecrets.tui.reader import HEAD_TABLES, RunStats
+from bertsecrets.tui.screens.base import StoreScreen
+from bertsecrets.tui.stats import STATS, Grid, HeadStat, head_details, options_of, stat_grid
+from bertsecrets.tui.widgets.grid import HeadGrid
 
 
 def legend(grid: Grid) -> str:

@@ -8,8 +8,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
-from bertsecrets_tui.keys import PLACES
-from bertsecrets_tui.markup import escape
+from bertsecrets.tui.keys import PLACES
+from bertsecrets.tui.markup import escape
 
 GENERAL = (
     ("?  F1", "this help"),
@@ -32,7 +32,7 @@ def help_text(screen: Screen) -> str:
     lines += ["", "[b]Everywhere[/]"]
     lines += [f"  [b]{escape(k):<14}[/] {escape(what)}" for k, what in GENERAL]
     # The screen's keys, its base classes' included (Textual merges them the same way).
-    own = [b for cls in reversed(type(screen).__mro__) if cls.__module__.startswith("bertsecrets_tui")
+    own = [b for cls in reversed(type(screen).__mro__) if cls.__module__.startswith("bertsecrets.tui")
            for b in cls.__dict__.get("BINDINGS", []) if isinstance(b, Binding)]
     if own:
         title = next((p.title for p in PLACES if p.mode == getattr(screen, "PLACE", "")), "this screen")

@@ -13,15 +13,15 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-from bertsecrets import config
-from bertsecrets_tui.markup import escape
-from bertsecrets_tui.messages import Loaded
-from bertsecrets_tui.reader import Reader, RunContext
-from bertsecrets_tui.sampling import MapKey, Source, label_queue
-from bertsecrets_tui.screens.base import StoreScreen
-from bertsecrets_tui.screens.map import example_line
-from bertsecrets_tui.widgets.heatmap import Heatmap
-from store.labels import PATTERN_CLASSES, Labels
+from bertsecrets.core import config
+from bertsecrets.tui.markup import escape
+from bertsecrets.tui.messages import Loaded
+from bertsecrets.tui.reader import Reader, RunContext
+from bertsecrets.tui.sampling import MapKey, Source, label_queue
+from bertsecrets.tui.screens.base import StoreScreen
+from bertsecrets.tui.screens.map import example_line
+from bertsecrets.tui.widgets.heatmap import Heatmap
+from bertsecrets.store.labels import PATTERN_CLASSES, Labels
 
 
 @dataclass

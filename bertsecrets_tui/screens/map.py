@@ -8,11 +8,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-from bertsecrets_tui.markup import escape
-from bertsecrets_tui.messages import Loaded
-from bertsecrets_tui.reader import ROLES, RunContext
-from bertsecrets_tui.screens.base import RunMapsScreen
-from bertsecrets_tui.widgets.heatmap import GUTTER, ZOOMS, Heatmap
+from bertsecrets.tui.markup import escape
+from bertsecrets.tui.messages import Loaded
+from bertsecrets.tui.reader import ROLES, RunContext
+from bertsecrets.tui.screens.base import RunMapsScreen
+from bertsecrets.tui.widgets.heatmap import GUTTER, ZOOMS, Heatmap
 
 PANES = ("pretrained", "finetuned", "difference")
 TITLES = {"pretrained": "pretrained", "finetuned": "fine-tuned", "difference": "fine-tuned − pretrained"}

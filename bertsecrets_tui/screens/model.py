@@ -7,11 +7,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static
 
-from bertsecrets_tui.markup import escape
-from bertsecrets_tui.messages import Loaded
-from bertsecrets_tui.screens.base import RunMapsScreen
-from bertsecrets_tui.screens.map import class_line, example_line
-from bertsecrets_tui.widgets.thumbnails import Thumbnails
+from bertsecrets.tui.markup import escape
+from bertsecrets.tui.messages import Loaded
+from bertsecrets.tui.screens.base import RunMapsScreen
+from bertsecrets.tui.screens.map import class_line, example_line
+from bertsecrets.tui.widgets.thumbnails import Thumbnails
 
 
 class ModelScreen(RunMapsScreen):

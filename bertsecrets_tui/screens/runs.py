@@ -10,10 +10,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from bertsecrets.tasks import SETUPS
-from bertsecrets_tui.markup import escape
-from bertsecrets_tui.messages import Loaded
-from bertsecrets_tui.screens.base import StoreScreen
+from bertsecrets.core.tasks import SETUPS
+from bertsecrets.tui.markup import escape
+from bertsecrets.tui.messages import Loaded
+from bertsecrets.tui.screens.base import StoreScreen
 
 SHORT_SETUPS = {"finetuned": "fine-tuned", "random_init": "random init", "no_finetuning": "not tuned"}
 #: The most telling first: at 80 columns the last ones scroll into view with the arrow keys.

@@ -9,12 +9,12 @@ from textual.app import ComposeResult
 from textual.widgets import DataTable, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from bertsecrets_tui.markup import escape
-from bertsecrets_tui.messages import Loaded
-from bertsecrets_tui.screens.base import StoreScreen
-from bertsecrets_tui.widgets.history_input import HistoryInput
-from bertsecrets_tui.widgets.tables import fill
-from store import Store
+from bertsecrets.tui.markup import escape
+from bertsecrets.tui.messages import Loaded
+from bertsecrets.tui.screens.base import StoreScreen
+from bertsecrets.tui.widgets.history_input import HistoryInput
+from bertsecrets.tui.widgets.tables import fill
+from bertsecrets.store import Store
 
 #: Rows shown in the table; DataTable slows down with many thousands, and nobody reads them here.
 MAX_ROWS = 500

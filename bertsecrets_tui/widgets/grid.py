@@ -8,11 +8,11 @@ from textual import events
 from textual.geometry import Size
 from textual.strip import Strip
 
-from bertsecrets_tui import palette as palettes
-from bertsecrets_tui.raster import message_lines
-from bertsecrets_tui.stats import Grid
-from bertsecrets_tui.widgets.head_cursor import HeadCursor
-from bertsecrets_tui.widgets.look import CachedLook
+from bertsecrets.tui import palette as palettes
+from bertsecrets.tui.raster import message_lines
+from bertsecrets.tui.stats import Grid
+from bertsecrets.tui.widgets.head_cursor import HeadCursor
+from bertsecrets.tui.widgets.look import CachedLook
 
 LABEL = 4  # "L12 "
 MAX_CELL = 6

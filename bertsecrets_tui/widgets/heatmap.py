@@ -21,9 +21,9 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from bertsecrets_tui import palette as palettes
-from bertsecrets_tui.raster import half_block_segments, resample
-from bertsecrets_tui.widgets.look import CachedLook
+from bertsecrets.tui import palette as palettes
+from bertsecrets.tui.raster import half_block_segments, resample
+from bertsecrets.tui.widgets.look import CachedLook
 
 #: Display cells per token along each axis; half a cell tall, so a token is square at every zoom.
 ZOOMS = (0.25, 0.5, 1.0, 2.0)

@@ -10,7 +10,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
 
-from bertsecrets_tui.raster import message_lines
+from bertsecrets.tui.raster import message_lines
 
 
 class CachedLook:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.content import Content
 from textual.widgets import Static
 
-from bertsecrets_tui.keys import PLACES
+from bertsecrets.tui.keys import PLACES
 
 
 class NavBar(Static):

@@ -16,10 +16,10 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from bertsecrets_tui import palette as palettes
-from bertsecrets_tui.raster import half_block_segments, resample
-from bertsecrets_tui.widgets.head_cursor import HeadCursor
-from bertsecrets_tui.widgets.look import CachedLook
+from bertsecrets.tui import palette as palettes
+from bertsecrets.tui.raster import half_block_segments, resample
+from bertsecrets.tui.widgets.head_cursor import HeadCursor
+from bertsecrets.tui.widgets.look import CachedLook
 
 LABEL = 4  # "L12 "
 SIZES = (4, 6, 8, 12, 16, 24, 32)

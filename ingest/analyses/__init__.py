@@ -16,14 +16,14 @@ NAME = "analyses"
 
 
 def done(store, plan) -> bool:
-    from ingest.analyses.driver import pending
+    from bertsecrets.ingest.analyses.driver import pending
 
     # Only the fine-tuned run has maps; an ingest of the other set-ups alone has nothing to analyse.
     return "finetuned" not in plan.settings.setups or not pending(store, plan.run_ids["finetuned"])
 
 
 def run(store, plan, console, progress) -> None:
-    from ingest.analyses.driver import analyse
+    from bertsecrets.ingest.analyses.driver import analyse
 
     if "finetuned" in plan.settings.setups:
         analyse(store, plan.run_ids["finetuned"], console, progress)

@@ -13,7 +13,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ingest.analyses.tokens import Annotations
+from bertsecrets.ingest.analyses.tokens import Annotations
 
 
 @dataclass

@@ -30,7 +30,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from store.labels import PATTERN_CLASSES
+from bertsecrets.store.labels import PATTERN_CLASSES
 
 CNN_SIZE = 16
 CNN_CHANNELS = (8, 8, 16, 16, 16, 16, 32, 32)

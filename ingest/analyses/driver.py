@@ -29,13 +29,13 @@ import pyarrow as pa
 from rich.console import Console
 from rich.progress import Progress
 
-from ingest.analyses import classifier, patterns, sentences
-from ingest.analyses.buckets import Bucket
-from ingest.analyses.tokens import FEATURES, SPACY_MODEL, Annotations
-from ingest.progress import fmt_seconds
-from store import Store, StoreError, content_key
-from store.labels import PATTERN_CLASSES
-from store.store import utcnow
+from bertsecrets.ingest.analyses import classifier, patterns, sentences
+from bertsecrets.ingest.analyses.buckets import Bucket
+from bertsecrets.ingest.analyses.tokens import FEATURES, SPACY_MODEL, Annotations
+from bertsecrets.ingest.progress import fmt_seconds
+from bertsecrets.store import Store, StoreError, content_key
+from bertsecrets.store.labels import PATTERN_CLASSES
+from bertsecrets.store.store import utcnow
 
 #: Bumped when a change of the code changes the analyses' rows.
 VERSION = 1
@@ -106,7 +106,7 @@ def _record(store: Store, run_id: str, step: str, key: str, seconds: float, stat
 
 def annotations(store: Store, run_id: str, n: int, progress: Progress | None = None) -> Annotations:
     """spaCy's annotations of the run's first ``n`` dev inputs, aligned to their stored word pieces."""
-    from ingest.analyses import tokens
+    from bertsecrets.ingest.analyses import tokens
 
     token_rows = store.rows(
         "SELECT example, position, token, segment, char_start, char_end FROM tokens WHERE run_id = ? AND example < ?",
@@ -140,7 +140,7 @@ class Pass:
 def bulk_pass(store: Store, run_id: str, ann: Annotations, statistics: bool, resized: bool,
               progress: Progress | None = None) -> Pass:
     """Read every bucket of both roles once and compute everything asked for, all heads at once."""
-    from ingest.analyses import change, features, relations, stats
+    from bertsecrets.ingest.analyses import change, features, relations, stats
 
     readers = [store.maps(run_id, role) for role in ROLES]
     n, n_layers, n_heads = len(readers[0]), readers[0].n_layers, readers[0].n_heads
@@ -239,7 +239,7 @@ def change_rows(run_id: str, p: Pass) -> list[dict]:
 
 def relation_rows(run_id: str, source: str, per_input: dict[str, np.ndarray]) -> list[dict]:
     """relation_heads rows from per-sentence scores ``name -> [role, sentence, layer, head]``."""
-    from ingest.analyses.relations import flag
+    from bertsecrets.ingest.analyses.relations import flag
 
     rows = []
     for name, values in per_input.items():

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ingest.analyses.buckets import Bucket
-from ingest.analyses.tokens import FEATURES
+from bertsecrets.ingest.analyses.buckets import Bucket
+from bertsecrets.ingest.analyses.tokens import FEATURES
 
 
 def per_input(b: Bucket) -> np.ndarray:

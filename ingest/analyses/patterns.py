@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ingest.analyses.buckets import Bucket
-from store.labels import PATTERN_CLASSES
+from bertsecrets.ingest.analyses.buckets import Bucket
+from bertsecrets.store.labels import PATTERN_CLASSES
 
 VERTICAL_MIN = 0.5
 DIAGONAL_MIN = 0.4

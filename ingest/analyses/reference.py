@@ -12,9 +12,9 @@ import math
 
 import numpy as np
 
-from ingest.analyses import patterns
-from ingest.analyses.driver import ROLES, Pass
-from ingest.analyses.tokens import FEATURES, Annotations
+from bertsecrets.ingest.analyses import patterns
+from bertsecrets.ingest.analyses.driver import ROLES, Pass
+from bertsecrets.ingest.analyses.tokens import FEATURES, Annotations
 
 
 def head_stats_map(m: np.ndarray, sep: np.ndarray, punct: np.ndarray) -> dict[str, float]:
@@ -115,7 +115,7 @@ def _example_words(ann: Annotations, e: int) -> tuple[list[list[int]], list[set[
 
 def loop_pass(store, run_id: str, ann: Annotations, examples: list[int] | None = None) -> Pass:
     """The statistics and geometry of bulk_pass, map by map (only ``examples`` when given; the rest stay 0)."""
-    from ingest.analyses.stats import STATS
+    from bertsecrets.ingest.analyses.stats import STATS
 
     readers = [store.maps(run_id, role) for role in ROLES]
     n, n_layers, n_heads = len(readers[0]), readers[0].n_layers, readers[0].n_heads

@@ -33,7 +33,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from bertsecrets.errors import UserError
+from bertsecrets.core.errors import UserError
 
 FRAMENET_CORPUS = "corpora/framenet_v17"
 FRAMENET_FILTERS = {"max_tokens": 12, "max_element_tokens": 3, "min_distance": 2, "core_only": True}
@@ -200,14 +200,14 @@ def piece_pairs(sentences: list[Sentence], encodings: list[Any]) -> np.ndarray:
 
 def relation_scores(store, run_id: str, sentences: list[Sentence], progress=None) -> dict[str, np.ndarray]:
     """Per relation, [role, sentence, layer, head] maxima over its pairs, from the run's two models."""
-    from ingest.analyses.relations import per_input, rows_of
-    from ingest.data import Split
-    from ingest.encode import encode
-    from ingest.extract import extract_maps
-    from ingest.models import load_classifier, load_tokenizer, quiet_transformers
-    from bertsecrets.tasks import get_task
-    from ingest.train import pick_device
-    from store.maps import MapReader, MapWriter
+    from bertsecrets.ingest.analyses.relations import per_input, rows_of
+    from bertsecrets.ingest.data import Split
+    from bertsecrets.ingest.encode import encode
+    from bertsecrets.ingest.extract import extract_maps
+    from bertsecrets.ingest.models import load_classifier, load_tokenizer, quiet_transformers
+    from bertsecrets.core.tasks import get_task
+    from bertsecrets.ingest.train import pick_device
+    from bertsecrets.store.maps import MapReader, MapWriter
 
     quiet_transformers()
     record = store.run(run_id)

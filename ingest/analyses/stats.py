@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ingest.analyses.buckets import Bucket
+from bertsecrets.ingest.analyses.buckets import Bucket
 
 STATS = ("entropy", "attn_cls", "attn_sep", "attn_punct", "attn_self", "attn_prev", "attn_next", "attn_distance")
 

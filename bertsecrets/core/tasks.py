@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bertsecrets.errors import UserError
+from bertsecrets.core.errors import UserError
 
 
 #: The set-ups of the paper's Table 1, in the order a run of them is made.

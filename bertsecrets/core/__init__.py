@@ -1,0 +1,1 @@
+"""The shared kernel below every room: errors, configuration, the task registry, the version."""
