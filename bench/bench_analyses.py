@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
     import numpy as np
 
     from bertsecrets.core import config
-    from bertsecrets.commands.analyze import resolve_runs
+    from bertsecrets.store.queries import runs_with_maps
     from bertsecrets.core.errors import UserError
     from bertsecrets.ingest.analyses import driver, reference
     from bertsecrets.ingest.analyses.stats import STATS
@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
 
     try:
         store = Store.open(config.store_path(args.store))
-        run_id = resolve_runs(store, args.task)[-1]
+        run_id = runs_with_maps(store, args.task)[-1]
     except UserError as exc:
         print(f"{exc} (the bench needs a store with an ingest of {args.task}: `just ingest {args.task} --model minilm`)")
         return 2

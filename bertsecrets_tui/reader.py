@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 
 from bertsecrets.core.errors import UserError
+from bertsecrets.core.tasks import ROLES
 from bertsecrets.store import Store, StoreError
 from bertsecrets.store.labels import PATTERN_CLASSES
 from bertsecrets.store.maps import MapReader
 
-ROLES = ("pretrained", "finetuned")
 #: Tables whose rows describe heads of a run (read together, see RunStats).
 HEAD_TABLES = ("head_stats", "feature_attention", "cls_attention", "head_change", "class_shares",
                "relation_heads", "classifiers", "ablation", "head_importance", "pruning")

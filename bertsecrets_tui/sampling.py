@@ -6,7 +6,8 @@ import random
 import zlib
 from dataclasses import dataclass
 
-ROLES = ("pretrained", "finetuned")
+from bertsecrets.core.tasks import ROLES
+
 
 
 @dataclass(frozen=True)

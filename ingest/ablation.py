@@ -47,8 +47,10 @@ from rich.table import Table
 from bertsecrets.core.errors import UserError
 from bertsecrets.ingest import metrics
 from bertsecrets.ingest.progress import fmt_seconds
+from bertsecrets.core.stats import rho_text, spearman
 from bertsecrets.core.tasks import Task, get_task
 from bertsecrets.store import Store, StoreError
+from bertsecrets.store.queries import finetuned_run
 
 if TYPE_CHECKING:
     from bertsecrets.ingest.pipeline import Plan
@@ -230,33 +232,6 @@ def ablation_rows(run_id: str, task: Task, configs: list[Config], logits: np.nda
 # -- the run -------------------------------------------------------------------------
 
 
-def finetuned_run(store: Store, run_id: str) -> dict[str, Any]:
-    """The run's record, checked to be a finished fine-tuned run with weights in the store."""
-    record = store.run(run_id)
-    if record is None:
-        raise UserError(f"no run {run_id} in {store.root}: `bertsecrets runs` lists the runs")
-    if record["setup"] != "finetuned":
-        raise UserError(f"run {run_id} is a {record['setup']} run; heads are disabled in fine-tuned runs only")
-    if record["status"] != "done" or not store.has_model(run_id):
-        raise UserError(f"run {run_id} is not finished ({record['status']}): run `bertsecrets ingest {record['task']}` to finish it")
-    return record
-
-
-def resolve_target(store: Store, target: str) -> str:
-    """A run id, or a task's fine-tuned run: the lowest seed, then the latest."""
-    if target.startswith("run-"):
-        finetuned_run(store, target)
-        return target
-    task = get_task(target)
-    rows = store.rows(
-        "SELECT run_id FROM runs WHERE task = ? AND setup = 'finetuned' AND status = 'done' "
-        "ORDER BY seed, started_at DESC", [task.name],
-    )
-    if not rows:
-        raise UserError(f"no finished fine-tuned {task.title} run in {store.root}: run `bertsecrets ingest {task.name}` first")
-    return rows[0]["run_id"]
-
-
 def _prepare(store: Store, record: dict[str, Any], device: str, batch_size: int):
     """The torch side of one run: its sweep, the dev labels, and the mean dev loss of each configuration's logits."""
     import torch
@@ -379,10 +354,6 @@ def _pct(value: float | None, sign: bool = False) -> str:
     return f"{100 * value:+.1f}" if sign else f"{100 * value:.1f}"
 
 
-def rho_text(value: float | None) -> str:
-    return "undefined (constant)" if value is None else f"{value:+.2f}"
-
-
 def _interval(row: dict[str, Any]) -> str:
     if row["ci_low"] is None:
         return "-"
@@ -450,15 +421,6 @@ def print_summary(console: Console, store: Store, run_id: str) -> None:
     hurts = sum(r["ci_high"] < 0 for r in heads)
     console.print(f"heads whose 95% interval of Δ {main} excludes 0: {helps} help, {hurts} hurt, of {len(heads)}")
     _print_importance(console, store, run_id, main)
-
-
-def spearman(x, y) -> float | None:
-    """Spearman's rank correlation; None when either side is constant (no ranking to compare)."""
-    from scipy.stats import spearmanr
-
-    if np.ptp(x) == 0 or np.ptp(y) == 0:
-        return None
-    return float(spearmanr(x, y)[0])
 
 
 def _print_importance(console: Console, store: Store, run_id: str, main: str) -> None:

@@ -48,13 +48,13 @@ import zarr
 import zstandard
 from zarr.codecs import ZstdCodec
 
+from bertsecrets.core.settings import PRECISIONS
 from bertsecrets.store.errors import StoreCorrupt
 
 FORMAT = "bertsecrets-maps"
 FORMAT_VERSION = 1
 BUCKET_STEP = 16
 DIMS = ("example", "layer", "head", "query", "key")
-PRECISIONS = ("uint8", "float16")
 #: Largest absolute error of a stored value, by precision.
 MAX_ABS_ERROR = {"uint8": 1 / 510, "float16": 2.0**-12}
 #: The stored (encoded) dtype and the scale the caller quantises with: round(p * scale).

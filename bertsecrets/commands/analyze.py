@@ -23,42 +23,16 @@ def add_parser(sub) -> None:
     p.add_argument("--force", action="store_true", help="recompute everything, even what is up to date")
 
 
-def resolve_runs(store, target: str) -> list[str]:
-    """The fine-tuned runs with maps that ``target`` (a task or a run id) names."""
-    from bertsecrets.core.errors import UserError
-
-    target = target.strip()
-    if target.startswith("run-"):
-        record = store.run(target)
-        if record is None:
-            raise UserError(f"no run {target} in the store at {store.root}: see `bertsecrets runs`")
-        # The maps of an experiment live with its fine-tuned run; other set-ups point there.
-        rows = store.rows("SELECT DISTINCT m.run_id FROM maps m JOIN runs r USING (run_id) "
-                          "WHERE r.experiment_id = ? AND m.status = 'done'", [record["experiment_id"]])
-        if not rows:
-            raise UserError(f"run {target} has no stored maps yet: finish its ingest first")
-        return [r["run_id"] for r in rows]
-    from bertsecrets.core.tasks import get_task
-
-    task = get_task(target)
-    rows = store.rows("SELECT DISTINCT r.run_id, r.started_at FROM runs r JOIN maps m USING (run_id) "
-                      "WHERE r.task = ? AND r.setup = 'finetuned' AND m.status = 'done' ORDER BY r.started_at",
-                      [task.name])
-    if not rows:
-        raise UserError(f"no fine-tuned {task.title} run with maps in the store at {store.root}: "
-                        f"run `bertsecrets ingest {task.name}` first")
-    return [r["run_id"] for r in rows]
-
-
 def run(args: argparse.Namespace) -> int:
     from bertsecrets.ingest.analyses.driver import analyse
     from bertsecrets.ingest.analyses.summary import summary
     from bertsecrets.ingest.progress import make_progress
     from bertsecrets.store import Store
+    from bertsecrets.store.queries import runs_with_maps
 
     out = console()
     store = Store.open(config.store_path(args.store))
-    for run_id in resolve_runs(store, args.target):
+    for run_id in runs_with_maps(store, args.target):
         out.print(f"[bold]analyses of run {run_id}[/]")
         with make_progress(out) as progress:
             steps = analyse(store, run_id, out, progress, force=args.force, relations_file=args.relations)

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from bertsecrets.core.errors import UserError
 
 
+#: The two models whose maps are stored for a fine-tuned run: before and after fine-tuning.
+ROLES: tuple[str, ...] = ("pretrained", "finetuned")
+
 #: The set-ups of the paper's Table 1, in the order a run of them is made.
 SETUPS: dict[str, str] = {
     "finetuned": "pretrained + fine-tuning",

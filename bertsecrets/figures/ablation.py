@@ -16,20 +16,15 @@ import numpy as np
 from matplotlib.colors import Normalize
 
 from bertsecrets.core.errors import UserError
-from bertsecrets.ingest.ablation import rho_text, spearman
+from bertsecrets.core.stats import rho_text, spearman
 from bertsecrets.core.tasks import Task, get_task
+from bertsecrets.store.queries import task_run
 
 BASELINE_COLOUR = "tab:orange"
 
 
 def _run(store, task: Task) -> dict[str, Any]:
-    rows = store.rows(
-        "SELECT run_id, model_used, seed, n_layers, n_heads FROM runs WHERE task = ? AND setup = 'finetuned' "
-        "AND run_id IN (SELECT run_id FROM ablation) ORDER BY seed, started_at DESC LIMIT 1", [task.name],
-    )
-    if not rows:
-        raise UserError(f"no ablation results for {task.name}: run `bertsecrets ablate {task.name}`")
-    return rows[0]
+    return task_run(store, task.name, "ablation")
 
 
 def _rows(store, run: dict[str, Any], kind: str, metric: str) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ import numpy as np
 
 from bertsecrets.core.errors import UserError
 from bertsecrets.store import Store
+from bertsecrets.store.queries import experiment_runs, task_run
 from bertsecrets.store.labels import PATTERN_CLASSES
 
 CLASS_COLOURS = {"vertical": "#4477aa", "diagonal": "#ee6677", "vertical+diagonal": "#aa3377", "block": "#ccbb44",
@@ -23,16 +24,8 @@ CSV_TABLES = ("head_stats", "feature_attention", "cls_attention", "head_change",
 
 
 def analysed_run(store: Store, task: str) -> dict:
-    """The task's latest fine-tuned run whose analyses are stored."""
-    from bertsecrets.core.tasks import get_task
-
-    name = get_task(task).name
-    rows = store.rows(
-        "SELECT r.* FROM runs r JOIN analyses a USING (run_id) WHERE r.task = ? AND r.setup = 'finetuned' "
-        "AND a.step = 'maps' AND a.status = 'done' ORDER BY r.started_at DESC LIMIT 1", [name])
-    if not rows:
-        raise UserError(f"no analysed {name} run in the store: run `bertsecrets analyze {name}` (or the ingest) first")
-    return rows[0]
+    """The task's fine-tuned run whose analyses are stored."""
+    return task_run(store, task, "analyses")
 
 
 def _plt():
@@ -262,7 +255,7 @@ def table1(store: Store, task: str, out: Path) -> list[Path]:
     spec = get_task(task)
     names = {"no_finetuning": "pretrained, no fine-tuning", "random_init": "random init + fine-tuning",
              "finetuned": "pretrained + fine-tuning"}
-    rows = store.rows("SELECT * FROM runs WHERE experiment_id = ? AND status = 'done'", [run["experiment_id"]])
+    rows = experiment_runs(store, run["experiment_id"])
     by_setup = {r["setup"]: r for r in rows}
     header = ["set-up", *(f"{m} (%)" for m in spec.metrics), f"paper ({'/'.join(spec.metrics)})", "run"]
     body = []

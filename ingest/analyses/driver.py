@@ -29,6 +29,7 @@ import pyarrow as pa
 from rich.console import Console
 from rich.progress import Progress
 
+from bertsecrets.core.tasks import ROLES
 from bertsecrets.ingest.analyses import classifier, patterns, sentences
 from bertsecrets.ingest.analyses.buckets import Bucket
 from bertsecrets.ingest.analyses.tokens import FEATURES, SPACY_MODEL, Annotations
@@ -39,7 +40,6 @@ from bertsecrets.store.store import utcnow
 
 #: Bumped when a change of the code changes the analyses' rows.
 VERSION = 1
-ROLES = ("pretrained", "finetuned")
 STEPS = ("maps", "classes", "framenet")
 #: Inputs computed at once within a bucket.
 CHUNK = 16

@@ -13,7 +13,8 @@ import math
 import numpy as np
 
 from bertsecrets.ingest.analyses import patterns
-from bertsecrets.ingest.analyses.driver import ROLES, Pass
+from bertsecrets.core.tasks import ROLES
+from bertsecrets.ingest.analyses.driver import Pass
 from bertsecrets.ingest.analyses.tokens import FEATURES, Annotations
 
 
