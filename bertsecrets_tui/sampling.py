@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from bertsecrets.core.tasks import ROLES
 
 
-
 @dataclass(frozen=True)
 class MapKey:
     """One map: a head of one model on one input (layers and heads 0-indexed)."""
