@@ -31,7 +31,8 @@ def main(argv: list[str]) -> int:
 
     from bench.bench_extract import _glue_dir
     from bertsecrets.ingest.models import write_random_bert
-    from bertsecrets.ingest.pipeline import IngestSettings, ingest
+    from bertsecrets.core.settings import IngestSettings
+    from bertsecrets.ingest.pipeline import ingest
     from bertsecrets.store import Store
 
     glue = Path(args.data_dir) if args.data_dir else _glue_dir()

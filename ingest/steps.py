@@ -12,14 +12,14 @@ from rich.console import Console
 from rich.progress import Progress
 
 from bertsecrets.core.errors import UserError
+from bertsecrets.core.tasks import ROLES, SETUPS
 from bertsecrets.ingest import metrics
 from bertsecrets.ingest.encode import Encoded, encode, token_rows
 from bertsecrets.ingest.extract import extract_maps
 from bertsecrets.ingest.models import load_classifier, load_tokenizer, quiet_transformers
-from bertsecrets.core.tasks import SETUPS
-from bertsecrets.ingest.pipeline import ROLES, Plan, new_record
+from bertsecrets.ingest.plan import Plan, new_record
 from bertsecrets.ingest.progress import fmt_seconds
-from bertsecrets.ingest.train import TrainSettings, fine_tune, pick_device, predict
+from bertsecrets.ingest.train import fine_tune, pick_device, predict, steps_per_epoch
 from bertsecrets.store import Store
 from bertsecrets.store.maps import storage_bytes
 from bertsecrets.store.store import utcnow
@@ -69,12 +69,12 @@ class Work:
         run_id = plan.run_ids[setup]
         with store.lock(run_id, f"run {run_id} ({plan.task.name}, {setup})"):
             store.clean_leftovers(run_id)
-            record = store.run(run_id) or new_record(plan, setup, self.version, self.device.type)
+            record = store.run(run_id) or new_record(plan, setup, self.version)
             resumed = record.get("stage") not in (None, "start")
             self.console.print(
                 f"[bold]{SETUPS[setup]}[/] (run {run_id})" + (" [yellow]resuming[/]" if resumed else "")
             )
-            self._save(record, status="running", error=None, device=self.device.type, code_version=self.version)
+            self._save(record, status="running", error=None, code_version=self.version)
             try:
                 model = self._model(setup, record)
                 self._evaluate(setup, record, model)
@@ -104,15 +104,11 @@ class Work:
 
             return AutoModelForSequenceClassification.from_pretrained(str(folder))
         model = load_classifier(plan.model.path, task.num_labels, regression, random_init=setup == "random_init", seed=s.seed)
-        settings = TrainSettings(
-            learning_rate=plan.learning_rate, batch_size=s.batch_size, epochs=s.epochs,
-            warmup_ratio=s.warmup_ratio, weight_decay=s.weight_decay, seed=s.seed,
-            checkpoint_seconds=s.checkpoint_seconds,
-        )
+        settings = s  # the plan's settings carry the resolved learning rate
         checkpoint = store.checkpoint_path(run_id)
-        total = settings.steps_per_epoch(len(self.train_data)) * settings.epochs
+        per_epoch = steps_per_epoch(len(self.train_data), settings.batch_size)
+        total = per_epoch * settings.epochs
         bar = self._bar(f"fine-tuning ({setup})", total)
-        per_epoch = settings.steps_per_epoch(len(self.train_data))
         self._save(record, stage="training")
 
         def on_step(done: int, total: int, loss: float) -> None:

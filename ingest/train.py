@@ -18,23 +18,12 @@ from typing import Callable
 import numpy as np
 import torch
 
+from bertsecrets.core.settings import IngestSettings
 from bertsecrets.ingest.encode import Encoded, collate, length_sorted_batches
 
 
-@dataclass(frozen=True)
-class TrainSettings:
-    learning_rate: float
-    batch_size: int = 32
-    epochs: int = 3
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    seed: int = 0
-    # How often the training state is saved. By time, not by epoch: a save costs
-    # about a second per 100M parameters, which a GPU epoch of seconds cannot carry.
-    checkpoint_seconds: float = 60.0
-
-    def steps_per_epoch(self, n: int) -> int:
-        return -(-n // self.batch_size)
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return -(-n // batch_size)
 
 
 @dataclass
@@ -50,15 +39,22 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on GPUs that have it, fp16 on older ones, nothing on CPU."""
+def autocast_dtype(device: torch.device) -> str:
+    """The type a device computes in: bf16 on GPUs that have it, fp16 on older ones, float32 (no autocast) on CPU."""
     if device.type != "cuda":
+        return "float32"
+    return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+
+
+def autocast(device: torch.device):
+    """Autocast to ``autocast_dtype(device)``; nothing on CPU."""
+    dtype = autocast_dtype(device)
+    if dtype == "float32":
         return torch.autocast("cpu", enabled=False)
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast("cuda", dtype=getattr(torch, dtype))
 
 
-def _optimizer(model: torch.nn.Module, settings: TrainSettings, device: torch.device) -> torch.optim.Optimizer:
+def _optimizer(model: torch.nn.Module, settings: IngestSettings, device: torch.device) -> torch.optim.Optimizer:
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(param)
@@ -71,7 +67,7 @@ def fine_tune(
     model: torch.nn.Module,
     data: Encoded,
     labels: np.ndarray,
-    settings: TrainSettings,
+    settings: IngestSettings,
     device: torch.device,
     checkpoint: Path,
     on_step: Callable[[int, int, float], None] | None = None,
@@ -85,7 +81,7 @@ def fine_tune(
     model.to(device).train()
     label_dtype = torch.float32 if model.config.problem_type == "regression" else torch.long
     n = len(data)
-    per_epoch = settings.steps_per_epoch(n)
+    per_epoch = steps_per_epoch(n, settings.batch_size)
     total = per_epoch * settings.epochs
     optimizer = _optimizer(model, settings, device)
     schedule = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_ratio * total), total)

@@ -56,7 +56,7 @@ def finetuned_run(store: Store, run_id: str) -> dict[str, Any]:
     if record is None:
         raise UserError(f"no run {run_id} in {store.root}: `bertsecrets runs` lists the runs")
     if record["setup"] != "finetuned":
-        raise UserError(f"run {run_id} is a {record['setup']} run; this needs a fine-tuned run")
+        raise UserError(f"run {run_id} is a {record['setup']} run; weights and maps are kept for fine-tuned runs only")
     if record["status"] != "done" or not store.has_model(run_id):
         raise UserError(f"run {run_id} is not finished ({record['status']}): "
                         f"run `bertsecrets ingest {record['task']}` to finish it")

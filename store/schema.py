@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from bertsecrets.core.settings import columns as settings_columns
+
 #: Bumped when a table changes in a way older parts cannot be read as.
 SCHEMA_VERSION = 1
 
@@ -24,14 +26,8 @@ RUNS = pa.schema(
         ("model_revision", pa.string()),
         ("n_layers", pa.int32()),
         ("n_heads", pa.int32()),
-        ("seed", pa.int64()),
-        ("learning_rate", pa.float64()),
-        ("batch_size", pa.int32()),
-        ("epochs", pa.int32()),
-        ("warmup_ratio", pa.float64()),
-        ("weight_decay", pa.float64()),
-        ("max_length", pa.int32()),
-        ("max_train_examples", pa.int64()),
+        # The ingest settings with a column (bertsecrets.core.settings): seed, learning_rate, batch_size, ...
+        *((name, getattr(pa, kind)()) for name, kind in settings_columns()),
         ("train_examples", pa.int64()),
         ("dev_examples", pa.int64()),
         ("skipped_rows", pa.int64()),
@@ -52,6 +48,7 @@ RUNS = pa.schema(
         ("finished_at", pa.timestamp("us", tz="UTC")),
         ("code_version", pa.string()),
         ("error", pa.string()),
+        ("dtype", pa.string()),  # the autocast type computed in: float32 (none), bfloat16, float16
     ]
 )
 

@@ -69,7 +69,8 @@ def tiny_store(tmp_path_factory, tiny_bert, tiny_glue):
     """A store holding a full tiny ingest of the synthetic MRPC (three set-ups, maps, analyses)."""
     from rich.console import Console
 
-    from bertsecrets.ingest.pipeline import IngestSettings, ingest
+    from bertsecrets.core.settings import IngestSettings
+    from bertsecrets.ingest.pipeline import ingest
     from bertsecrets.store import Store
 
     root = tmp_path_factory.mktemp("store") / "store"

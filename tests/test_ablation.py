@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bertsecrets.core.errors import UserError
-from bertsecrets.ingest import ablation, metrics
+from bertsecrets.ingest import ablation, bootstrap, metrics
 from bertsecrets.ingest.attention import attending, use_bertsecrets_attention
 from bertsecrets.ingest.data import load_glue_dir
 from bertsecrets.ingest.encode import collate, encode
@@ -192,8 +192,8 @@ def test_pruning_masks_disable_the_least_important_heads_first():
 
 
 def test_resample_counts_count_the_draws():
-    draws = ablation.resample_indices(7, n_boot=50, seed=1)
-    counts = ablation.resample_counts(draws, 7)
+    draws = bootstrap.resample_indices(7, n_boot=50, seed=1)
+    counts = bootstrap.resample_counts(draws, 7)
     for row, drawn in zip(counts, draws):
         np.testing.assert_array_equal(row, np.bincount(drawn, minlength=7))
 
@@ -211,8 +211,8 @@ def test_resampled_metrics_equal_the_metric_of_each_resample(metric):
         labels = rng.integers(0, 6, n).astype(float)  # many ties, as in STS-B scores
         preds = np.round(labels + rng.normal(0, 1.5, (3, n)), 1)
         task = get_task("sts-b")
-    draws = ablation.resample_indices(n, n_boot=40, seed=2)
-    fast = ablation.resampled_metric(metric, preds, labels, ablation.resample_counts(draws, n))
+    draws = bootstrap.resample_indices(n, n_boot=40, seed=2)
+    fast = bootstrap.resampled_metric(metric, preds, labels, bootstrap.resample_counts(draws, n))
     for b, idx in enumerate(draws):
         for c in range(len(preds)):
             expected = metrics.compute(task, preds[c, idx], labels[idx])[metric]

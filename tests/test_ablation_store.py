@@ -13,6 +13,7 @@ from rich.console import Console
 
 from bertsecrets.cli import main
 from bertsecrets.ingest import ablation, metrics
+from bertsecrets.ingest.seeds import ablate_seeds
 from bertsecrets.store import Store
 
 
@@ -67,10 +68,11 @@ def test_a_finished_ingest_skips_the_step(tiny_store):
 def test_ablate_prints_the_summary_from_the_store_without_torch(tiny_store):
     store, plan = tiny_store
     code = (
-        "import sys; from rich.console import Console; from store import Store; from ingest import ablation; "
-        "import bertsecrets.figures.ablation; "
-        f"s = Store.open({str(store.root)!r}); r = ablation.resolve_target(s, 'mrpc'); "
-        "ablation.ablate(s, r, Console(), None); ablation.print_summary(Console(width=250), s, r); "
+        "import sys; from rich.console import Console; from bertsecrets.store import Store; "
+        "from bertsecrets.ingest import ablation; from bertsecrets.commands import tables; "
+        "from bertsecrets.store.queries import resolve_run; import bertsecrets.figures.ablation; "
+        f"s = Store.open({str(store.root)!r}); r = resolve_run(s, 'mrpc')['run_id']; "
+        "ablation.ablate(s, r, Console(), None); tables.print_summary(Console(width=250), s, r); "
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -132,7 +134,7 @@ def test_seeds_report_mean_and_std_across_runs(tiny_store, tmp_path):
     shutil.copytree(store.root, root)  # the shared store stays as the other tests expect it
     copy = Store.open(root)
     console = Console(file=open(os.devnull, "w"))
-    key = ablation.ablate_seeds(copy, plan.run_ids["finetuned"], 2, console, device="cpu")
+    key = ablate_seeds(copy, plan.run_ids["finetuned"], 2, console, device="cpu")
     assert key == plan.experiment_id  # where the browser looks for a run's seeds
     runs = copy.rows("SELECT run_id, seed FROM runs WHERE setup = 'finetuned' ORDER BY seed")
     assert [r["seed"] for r in runs] == [0, 1]
@@ -147,4 +149,4 @@ def test_seeds_report_mean_and_std_across_runs(tiny_store, tmp_path):
         assert row["std"] == pytest.approx(np.std(values, ddof=1), abs=1e-12)
         assert row["delta_mean"] == pytest.approx(np.mean(deltas))
     # Asking again reuses both runs and their sweeps.
-    assert ablation.ablate_seeds(copy, plan.run_ids["finetuned"], 2, console, device="cpu") == key
+    assert ablate_seeds(copy, plan.run_ids["finetuned"], 2, console, device="cpu") == key

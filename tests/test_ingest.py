@@ -19,7 +19,9 @@ from rich.console import Console
 from bertsecrets.cli import main
 from bertsecrets.core.errors import UserError
 from bertsecrets.ingest.models import resolve_model
-from bertsecrets.ingest.pipeline import IngestSettings, ingest, make_plan
+from bertsecrets.core.settings import IngestSettings
+from bertsecrets.ingest.pipeline import ingest
+from bertsecrets.ingest.plan import make_plan
 from bertsecrets.store import Store
 from bertsecrets.store.check import check_store
 from tests.conftest import TINY_INGEST, write_tiny_bert
@@ -96,12 +98,12 @@ def test_training_resumes_to_the_same_weights(tiny_bert, tiny_glue, tmp_path):
     from bertsecrets.ingest.encode import encode
     from bertsecrets.ingest.models import load_classifier, load_tokenizer
     from bertsecrets.core.tasks import get_task
-    from bertsecrets.ingest.train import TrainSettings, fine_tune
+    from bertsecrets.ingest.train import fine_tune
 
     data = load_glue_dir(get_task("mrpc"), tiny_glue)
     tokenizer = load_tokenizer(tiny_bert)
     enc = encode(tokenizer, data.train, 64)
-    settings = TrainSettings(learning_rate=1e-3, batch_size=8, epochs=2, seed=3, checkpoint_seconds=0)
+    settings = IngestSettings(task="mrpc", learning_rate=1e-3, batch_size=8, epochs=2, seed=3, checkpoint_seconds=0)
     device = torch.device("cpu")
 
     reference = load_classifier(tiny_bert, 2, False, seed=3)

@@ -30,9 +30,12 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bertsecrets.commands import tables
     from bertsecrets.core.errors import UserError
     from bertsecrets.ingest import ablation
+    from bertsecrets.ingest.progress import make_progress
     from bertsecrets.store import Store
+    from bertsecrets.store.queries import resolve_run
 
     if args.seeds < 1:
         raise UserError(f"--seeds must be a positive whole number, got {args.seeds}")
@@ -44,18 +47,20 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--disable evaluates one configuration of one run; leave out --seeds")
     out = console()
     store = Store.open(config.store_path(args.store))
-    run_id = ablation.resolve_target(store, args.target)
+    record = resolve_run(store, args.target)
+    run_id = record["run_id"]
     options = dict(device=args.device, batch_size=args.batch_size)
     if args.disable is not None:
-        record = store.run(run_id)
         mask = ablation.parse_disable(args.disable, record["n_layers"], record["n_heads"])
-        ablation.evaluate_disabled(store, run_id, mask, out, **options)
+        with make_progress(out) as progress:
+            rows = ablation.evaluate_disabled(store, run_id, mask, progress, **options)
+        tables.print_disabled(out, store, run_id, mask, rows)
     elif args.seeds > 1:
-        ablation.ablate_seeds(store, run_id, args.seeds, out, redo=args.redo, **options)
-    else:
-        from bertsecrets.ingest.progress import make_progress
+        from bertsecrets.ingest.seeds import ablate_seeds
 
+        tables.print_seeds(out, store, ablate_seeds(store, run_id, args.seeds, out, redo=args.redo, **options))
+    else:
         with make_progress(out) as progress:
             ablation.ablate(store, run_id, out, progress, redo=args.redo, **options)
-        ablation.print_summary(out, store, run_id)
+        tables.print_summary(out, store, run_id)
     return 0

@@ -75,7 +75,7 @@ class IngestSettings:
     precision: str = setting("uint8", key="maps", help="uint8 (error <= 1/510) or float16")
     setups: tuple[str, ...] = setting(
         tuple(SETUPS), key=None, why="which runs to make, not how each is made",
-        help="comma-separated set-ups to run (default: all three of Table 1)")
+        help="comma-separated set-ups of Table 1 to run")
     skip_bad_rows: bool = setting(
         False, key=None, why="a skipped row changes the data, and so its fingerprint",
         help="skip unparseable data rows (counted in the run)")
@@ -176,15 +176,16 @@ def add_arguments(parser, skip: tuple[str, ...] = ("task", "store")) -> None:
         shown = ",".join(default) if isinstance(default, tuple) else default
         help_text = meta["help"] + ("" if default in (None, False) else f" (default {shown})")
         kwargs: dict[str, Any] = {"dest": f.name, "help": help_text, "default": default}
-        if meta["metavar"]:
-            kwargs["metavar"] = meta["metavar"]
+        flag = flag_of(f.name)
         if isinstance(default, bool):
             kwargs["action"] = "store_true"
-        elif f.type in ("int", "int | None"):
-            kwargs["type"] = int
-        elif f.type in ("float", "float | None"):
-            kwargs["type"] = float
-        parser.add_argument(flag_of(f.name), **kwargs)
+        else:
+            kwargs["metavar"] = meta["metavar"] or flag.lstrip("-").upper().replace("-", "_")
+            if f.type in ("int", "int | None"):
+                kwargs["type"] = int
+            elif f.type in ("float", "float | None"):
+                kwargs["type"] = float
+        parser.add_argument(flag, **kwargs)
 
 
 def from_arguments(args: Any, **given: Any) -> IngestSettings:

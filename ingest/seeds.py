@@ -1,0 +1,91 @@
+"""Several seeds of one fine-tuned run: fine-tune the missing seeds like it, sweep each, and store mean and spread.
+
+Is a head's effect more than the noise between fine-tuning seeds? The
+``ablation_seeds`` table answers with the mean and standard deviation across
+seeds of every configuration of the sweep. Used by `bertsecrets ablate --seeds N`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from rich.console import Console
+
+from bertsecrets.core.errors import UserError
+from bertsecrets.ingest.ablation import TABLES, ablate
+from bertsecrets.ingest.bootstrap import N_BOOT
+from bertsecrets.ingest.pipeline import ingest
+from bertsecrets.ingest.plan import make_plan, settings_of
+from bertsecrets.ingest.progress import make_progress
+from bertsecrets.store import Store
+from bertsecrets.store.queries import finetuned_run
+
+
+def ablate_seeds(store: Store, run_id: str, n_seeds: int, console: Console, device: str = "auto",
+                 batch_size: int = 32, n_boot: int = N_BOOT, redo: bool = False) -> str:
+    """Fine-tune ``n_seeds`` seeds (from the run's on) like ``run_id``, sweep each, and store mean and std across them."""
+    record = finetuned_run(store, run_id)
+    settings = settings_of(record, store.root)
+    if make_plan(settings).run_ids["finetuned"] != run_id:
+        raise UserError(f"the settings of run {run_id} no longer give the same run (its data or model changed); "
+                        f"seeds can only be added to a run made with today's data and model")
+    run_ids = []
+    for seed in range(record["seed"], record["seed"] + n_seeds):
+        console.rule(f"seed {seed}")
+        plan = ingest(replace(settings, seed=seed, setups=("finetuned",), device=device), console)
+        seed_run = plan.run_ids["finetuned"]
+        if redo or not all(store.catalog.has_part(t, seed_run) for t in TABLES):
+            with make_progress(console) as progress:
+                ablate(store, seed_run, console, progress, device, batch_size, n_boot, redo)
+        run_ids.append(seed_run)
+    return write_seed_table(store, record, run_ids)
+
+
+def write_seed_table(store: Store, record: dict[str, Any], run_ids: list[str]) -> str:
+    """Mean and standard deviation across the runs of each configuration's metrics -> ``ablation_seeds``.
+
+    The rows are keyed by the experiment of ``record``, the run the seeds start
+    from, so its latest aggregation replaces an earlier one (e.g. 3 seeds, then 5).
+    """
+    key = record["experiment_id"]
+    seeds = store.rows("SELECT run_id, seed FROM runs WHERE list_contains(?, run_id)", [run_ids])
+    seed_of = {r["run_id"]: r["seed"] for r in seeds}
+    rows = store.rows(
+        "SELECT kind, layer, head, metric, avg(value) AS mean, stddev_samp(value) AS std, "
+        "avg(delta) AS delta_mean, stddev_samp(delta) AS delta_std, count(*) AS n_seeds "
+        "FROM ablation WHERE list_contains(?, run_id) GROUP BY ALL ORDER BY ALL", [run_ids],
+    )
+    common = {"experiment_id": key, "task": record["task"], "model": record["model_used"],
+              "seeds": ",".join(str(seed_of[r]) for r in run_ids), "run_ids": ",".join(run_ids)}
+    store.catalog.write("ablation_seeds", key, [{**common, **r} for r in rows])
+    return key
+
+
+def print_seeds(console: Console, store: Store, key: str) -> None:
+    """Baseline and the summary configurations across seeds: is a head's effect more than seed noise?"""
+    rows = store.rows("SELECT * FROM ablation_seeds WHERE experiment_id = ?", [key])
+    if not rows:
+        raise StoreError(f"no ablation_seeds rows for {key}")
+    task = get_task(rows[0]["task"])
+    main = task.main_metric
+    mean_rows = [{**r, "delta": r["delta_mean"]} for r in rows]
+    table = Table(title=f"{task.title} dev across seeds {rows[0]['seeds']} ({rows[0]['model']}): mean ± std "
+                        f"(% points; ranked by mean Δ {main})")
+    table.add_column("disabled")
+    table.add_column(main, justify="right")
+    table.add_column(f"Δ {main}", justify="right")
+    first = rows[0]["run_ids"].split(",")[0]
+    chosen = [(label, r) for label, r in summary_rows(store.rows("SELECT * FROM ablation WHERE run_id = ?", [first]), main)
+              if label in ("best head", "best layer")]
+    by_key = {(r["kind"], r["layer"], r["head"], r["metric"]): r for r in mean_rows}
+    first_seed = rows[0]["seeds"].split(",")[0]
+    shown = summary_rows(mean_rows, main) + [
+        (f"seed {first_seed}'s {label}", by_key[(r["kind"], r["layer"], r["head"], main)]) for label, r in chosen
+    ]
+    for label, row in shown:
+        spread = "" if row["std"] is None else f" ± {100 * row['std']:.1f}"
+        delta_spread = "" if row["delta_std"] is None else f" ± {100 * row['delta_std']:.1f}"
+        table.add_row(_describe(label, row), f"{_pct(row['mean'])}{spread}",
+                      "" if row["kind"] == "baseline" else f"{_pct(row['delta_mean'], True)}{delta_spread}")
+    console.print(table)
