@@ -21,12 +21,12 @@ HAVING = {
     "ablation": "r.run_id IN (SELECT run_id FROM ablation)",
 }
 
-#: How a person asks for each of those, for the message when none is there.
-_HOW = {
-    None: "bertsecrets ingest {task}",
-    "maps": "bertsecrets ingest {task}",
-    "analyses": "bertsecrets analyze {task}",
-    "ablation": "bertsecrets ablate {task}",
+#: For the message when there is none: what the run lacks, and the command that makes it.
+_MISSING = {
+    None: ("", "bertsecrets ingest {task}"),  # "no finished fine-tuned RTE run"
+    "maps": (" with stored maps", "bertsecrets ingest {task}"),
+    "analyses": (" with analyses", "bertsecrets analyze {task}"),
+    "ablation": (" with ablation results", "bertsecrets ablate {task}"),
 }
 
 
@@ -44,9 +44,10 @@ def task_run(store: Store, task: str, having: str | None = None) -> dict[str, An
     runs = task_runs(store, task, having)
     if not runs:
         t = get_task(task)
-        what = "finished fine-tuned" if having is None else f"fine-tuned {having.replace('_', ' ')} of a"
-        raise UserError(f"no {what} {t.title} run in the store at {store.root}: "
-                        f"run `{_HOW[having].format(task=t.name)}` first")
+        lacks, command = _MISSING[having]
+        which = "finished fine-tuned" if having is None else "fine-tuned"
+        raise UserError(f"no {which} {t.title} run{lacks} in the store at {store.root}: "
+                        f"run `{command.format(task=t.name)}` first")
     return runs[0]
 
 
