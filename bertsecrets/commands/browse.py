@@ -67,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
 def serve(root: Path, args: argparse.Namespace) -> int:
     try:
         from bertsecrets.tui import web
-    except ImportError:
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in ("textual_serve", "aiohttp", "aiohttp_jinja2", "yarl"):
+            raise
         raise UserError("--web needs textual-serve: pip install 'bertsecrets[web]'") from None
 
     def command_for(labeller: str) -> list[str]:
