@@ -6,6 +6,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.worker import get_current_worker
 
+from bertsecrets.core import config
 from bertsecrets.tui.keys import PLACES
 from bertsecrets.tui.messages import StoreChanged
 from bertsecrets.tui.reader import Reader
@@ -43,9 +44,12 @@ class BrowseApp(App):
         Binding("q", "quit", "quit"),
     ]
 
-    def __init__(self, store: Store, truecolor: bool | None = None, poll_seconds: float = 1.0) -> None:
+    def __init__(self, store: Store, truecolor: bool | None = None, poll_seconds: float = 1.0,
+                 labeller: str | None = None) -> None:
         super().__init__()
         self.store = store
+        #: Who gives the labels (in web mode, the person whose secret opened this tab).
+        self.labeller = config.labeller(labeller)
         self.reader = Reader(store)
         #: None: follow the terminal (Rich's detection, or $TEXTUAL_COLOR_SYSTEM).
         self.truecolor = truecolor

@@ -18,6 +18,9 @@ DEBUG_ENV = "BERTSECRETS_DEBUG"
 #: Who gives a label in the labelling screen and ``labels import``.
 LABELLER_ENV = "BERTSECRETS_USER"
 
+#: The secret ``browse --web`` asks for (kept out of the command line, which other users can read).
+WEB_SECRET_ENV = "BERTSECRETS_WEB_SECRET"
+
 
 def store_path(explicit: str | os.PathLike | None = None) -> Path:
     """The store folder: the explicit argument, else $BERTSECRETS_STORE, else ./bertsecrets-store."""
@@ -36,5 +39,6 @@ def debug() -> bool:
     return os.environ.get(DEBUG_ENV, "") not in ("", "0", "false", "no")
 
 
-def labeller() -> str:
-    return os.environ.get(LABELLER_ENV) or os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
+def labeller(explicit: str | None = None) -> str:
+    """Who is labelling: the explicit name (``--labeller``), else $BERTSECRETS_USER, else the user name."""
+    return explicit or os.environ.get(LABELLER_ENV) or os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"

@@ -13,7 +13,6 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-from bertsecrets.core import config
 from bertsecrets.tui.markup import escape
 from bertsecrets.tui.messages import Loaded
 from bertsecrets.tui.reader import Reader, RunContext
@@ -63,7 +62,6 @@ class LabellingScreen(StoreScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.labeller = config.labeller()
         self.queue: list[MapKey] = []
         self.position = 0
         self.history: list[Step] = []
@@ -74,6 +72,10 @@ class LabellingScreen(StoreScreen):
         self._writes: deque[Step] = deque()
         self._writes_lock = threading.Lock()
         self._writing = False
+
+    @property
+    def labeller(self) -> str:
+        return self.app.labeller
 
     def compose(self) -> ComposeResult:
         yield from self.compose_nav()
