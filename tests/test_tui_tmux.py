@@ -1,0 +1,89 @@
+"""The real browser in tmux at 80 x 24, as over SSH: 256 colours only, every screen's title and footer keys visible."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from textual.binding import Binding
+
+from bertsecrets.tui.app import SCREENS, BrowseApp
+from bertsecrets.tui.keys import PLACES
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt install tmux)")
+
+TRUECOLOR = re.compile(r"\x1b\[[0-9;]*[34]8;2;")  # 24-bit foreground or background
+
+
+def _tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
+
+
+def _shown_bindings(cls) -> list[str]:
+    """The descriptions a screen's footer shows: its own bindings and the app's, those with show=True."""
+    out = []
+    for klass in [*reversed(cls.__mro__), BrowseApp]:
+        for b in klass.__dict__.get("BINDINGS", []):
+            if isinstance(b, Binding) and b.show and b.description:
+                out.append(b.description)
+    return list(dict.fromkeys(out))
+
+
+class Pane:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def text(self, escapes: bool = False) -> str:
+        return _tmux("capture-pane", "-p", *(["-e"] if escapes else []), "-t", self.name)
+
+    def wait_for(self, needle: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        text = ""
+        while time.monotonic() < deadline:
+            text = self.text()
+            if needle in text:
+                return text
+            time.sleep(0.2)
+        raise AssertionError(f"{needle!r} never appeared; the pane shows:\n{text}")
+
+    def keys(self, *keys: str) -> None:
+        _tmux("send-keys", "-t", self.name, *keys)
+
+
+@pytest.fixture
+def pane(tiny_store):
+    store, _ = tiny_store
+    name = f"bertsecrets-{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if k not in ("COLORTERM", "TEXTUAL_COLOR_SYSTEM", "NO_COLOR")}
+    env["TERM"] = "xterm-256color"
+    command = f"{sys.executable} -m bertsecrets browse {store.root}"
+    subprocess.run(["tmux", "-f", "/dev/null", "new-session", "-d", "-s", name, "-x", "80", "-y", "24", command],
+                   check=True, env=env)
+    try:
+        yield Pane(name)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+
+
+def test_every_screen_at_80x24_in_256_colours(pane):
+    pane.wait_for("Runs")
+    assert _tmux("display", "-p", "-t", pane.name, "#{window_width}x#{window_height}").strip() == "80x24"
+    # The SQL screen last: its input takes the letters that open the other screens.
+    for place in sorted(PLACES, key=lambda p: p.mode == "sql"):
+        pane.keys(place.key)
+        text = pane.wait_for(place.title)
+        time.sleep(0.5)  # the screen's reads land
+        text = pane.text()
+        for description in _shown_bindings(SCREENS[place.mode]):
+            assert description in text, f"{place.title}: footer key {description!r} is not visible:\n{text}"
+        coloured = pane.text(escapes=True)
+        assert not TRUECOLOR.search(coloured), f"{place.title}: a 24-bit colour was sent"
+        assert re.search(r"\x1b\[[0-9;]*[34]8;5;\d+", coloured), f"{place.title}: no 256-colour code at all"
+    pane.keys("Escape")
+    pane.keys("q")
