@@ -60,32 +60,3 @@ def write_seed_table(store: Store, record: dict[str, Any], run_ids: list[str]) -
               "seeds": ",".join(str(seed_of[r]) for r in run_ids), "run_ids": ",".join(run_ids)}
     store.catalog.write("ablation_seeds", key, [{**common, **r} for r in rows])
     return key
-
-
-def print_seeds(console: Console, store: Store, key: str) -> None:
-    """Baseline and the summary configurations across seeds: is a head's effect more than seed noise?"""
-    rows = store.rows("SELECT * FROM ablation_seeds WHERE experiment_id = ?", [key])
-    if not rows:
-        raise StoreError(f"no ablation_seeds rows for {key}")
-    task = get_task(rows[0]["task"])
-    main = task.main_metric
-    mean_rows = [{**r, "delta": r["delta_mean"]} for r in rows]
-    table = Table(title=f"{task.title} dev across seeds {rows[0]['seeds']} ({rows[0]['model']}): mean ± std "
-                        f"(% points; ranked by mean Δ {main})")
-    table.add_column("disabled")
-    table.add_column(main, justify="right")
-    table.add_column(f"Δ {main}", justify="right")
-    first = rows[0]["run_ids"].split(",")[0]
-    chosen = [(label, r) for label, r in summary_rows(store.rows("SELECT * FROM ablation WHERE run_id = ?", [first]), main)
-              if label in ("best head", "best layer")]
-    by_key = {(r["kind"], r["layer"], r["head"], r["metric"]): r for r in mean_rows}
-    first_seed = rows[0]["seeds"].split(",")[0]
-    shown = summary_rows(mean_rows, main) + [
-        (f"seed {first_seed}'s {label}", by_key[(r["kind"], r["layer"], r["head"], main)]) for label, r in chosen
-    ]
-    for label, row in shown:
-        spread = "" if row["std"] is None else f" ± {100 * row['std']:.1f}"
-        delta_spread = "" if row["delta_std"] is None else f" ± {100 * row['delta_std']:.1f}"
-        table.add_row(_describe(label, row), f"{_pct(row['mean'])}{spread}",
-                      "" if row["kind"] == "baseline" else f"{_pct(row['delta_mean'], True)}{delta_spread}")
-    console.print(table)
