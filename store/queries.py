@@ -45,6 +45,15 @@ _HOW = {
 }
 
 
+def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
+    """A WHERE clause of the conditions whose value is given (not None), and their parameters."""
+    given = [(sql, value) for sql, value in conditions if value is not None]
+    return "WHERE " + (" AND ".join(sql for sql, _ in given) or "TRUE"), [value for _, value in given]
+
+
+# -- runs ------------------------------------------------------------------------------------
+
+
 def task_runs(store: Store, task: str, having: str | None = None) -> list[dict[str, Any]]:
     """The finished fine-tuned runs of ``task`` that hold ``having``: lowest seed first, then the latest started."""
     name = get_task(task).name
@@ -100,12 +109,6 @@ def runs_with_maps(store: Store, target: str) -> list[str]:
             raise UserError(f"run {target} has no stored maps yet: finish its ingest first")
         return [r["run_id"] for r in rows]
     return [r["run_id"] for r in task_runs(store, target, "maps")] or [task_run(store, target, "maps")["run_id"]]
-
-
-def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
-    """A WHERE clause of the conditions whose value is given (not None), and their parameters."""
-    given = [(sql, value) for sql, value in conditions if value is not None]
-    return "WHERE " + (" AND ".join(sql for sql, _ in given) or "TRUE"), [value for _, value in given]
 
 
 def experiment_runs(store: Store, experiment_id: str, finished: bool = True) -> list[dict[str, Any]]:
