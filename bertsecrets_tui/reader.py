@@ -16,7 +16,7 @@ import numpy as np
 
 from bertsecrets.core.errors import UserError
 from bertsecrets.core.tasks import ROLES
-from bertsecrets.store import Store, StoreError
+from bertsecrets.store import Store, StoreError, queries
 from bertsecrets.store.labels import PATTERN_CLASSES
 from bertsecrets.store.maps import MapReader
 
@@ -25,16 +25,6 @@ HEAD_TABLES = ("head_stats", "feature_attention", "cls_attention", "head_change"
                "relation_heads", "classifiers", "ablation", "head_importance", "pruning")
 #: Sources of machine-given pattern classes, the preferred first.
 CLASS_SOURCES = ("classifier", "rules")
-
-RUNS_SQL = """
-SELECT r.run_id, r.experiment_id, r.task, r.setup, r.model_used AS model, r.seed, r.status, r.stage,
-       r.accuracy, r.f1, r.pearson, r.spearman, r.n_layers, r.n_heads, r.dev_examples,
-       r.started_at, r.finished_at, r.error, r.train_seconds, r.learning_rate, r.epochs, r.max_length,
-       (SELECT max(m.n_examples) FROM maps m WHERE m.run_id = r.run_id AND m.status = 'done') AS map_examples,
-       (SELECT count(*) FROM maps m WHERE m.run_id = r.run_id AND m.status = 'done') AS map_sets
-FROM runs r
-ORDER BY r.task, r.started_at, r.setup
-"""
 
 
 @dataclass
@@ -122,7 +112,7 @@ class Reader:
     # -- runs ---------------------------------------------------------------
 
     def runs(self) -> list[dict[str, Any]]:
-        return self.store.rows(RUNS_SQL)
+        return queries.run_list(self.store)
 
     @staticmethod
     def default_run(runs: list[dict[str, Any]]) -> str | None:
@@ -134,7 +124,7 @@ class Reader:
         return max(chosen, key=lambda r: (r["finished_at"] or r["started_at"]).timestamp())["run_id"]
 
     def run(self, run_id: str) -> dict[str, Any] | None:
-        rows = self.store.rows(RUNS_SQL.replace("ORDER BY", "WHERE r.run_id = ? ORDER BY"), [run_id])
+        rows = queries.run_list(self.store, run_id)
         return rows[0] if rows else None
 
     def known_run(self, run_id: str) -> dict[str, Any]:
@@ -197,9 +187,7 @@ class Reader:
             cached = self._tokens.get(run_id)
         if cached is not None:
             return cached
-        table = self.store.query(
-            "SELECT example, token FROM tokens WHERE run_id = ? ORDER BY example, position", [run_id]
-        )
+        table = queries.tokens(self.store, run_id)
         examples = table["example"].to_numpy()
         words = table["token"].to_pylist()
         n = int(examples.max()) + 1 if len(examples) else 0
@@ -211,19 +199,13 @@ class Reader:
         return out
 
     def examples(self, run_id: str) -> list[dict[str, Any]]:
-        return self.store.rows(
-            "SELECT example, text_a, text_b, label, prediction, correct, n_tokens FROM examples "
-            "WHERE run_id = ? ORDER BY example", [run_id]
-        )
+        return queries.examples(self.store, run_id)
 
     def map_classes(self, run_id: str, n_examples: int, n_layers: int, n_heads: int) -> MapClasses:
         shape = (len(CLASS_SOURCES), len(ROLES), n_examples, n_layers, n_heads)
         machine = np.full(shape, -1, dtype=np.int8)
         confidence = np.full(shape, np.nan, dtype=np.float32)
-        table = self.store.query(
-            "SELECT source, role, example, layer, head, label, confidence FROM map_classes "
-            "WHERE run_id = ? AND example < ?", [run_id, n_examples]
-        )
+        table = queries.map_classes(self.store, run_id, below=n_examples)
         if table.num_rows:
             cols = table.to_pydict()
             src = np.array([CLASS_SOURCES.index(s) if s in CLASS_SOURCES else -1 for s in cols["source"]])
@@ -235,9 +217,7 @@ class Reader:
             machine[index] = label[ok]
             confidence[index] = np.array([np.nan if c is None else c for c in cols["confidence"]], dtype=np.float32)[ok]
         people: dict[tuple[str, int, int, int], dict[str, str]] = {}
-        for row in self.store.rows(
-            "SELECT role, example, layer, head, labeller, label FROM labels WHERE run_id = ?", [run_id]
-        ):
+        for row in queries.given_labels(self.store, run_id):
             people.setdefault((row["role"], row["example"], row["layer"], row["head"]), {})[row["labeller"]] = row["label"]
         return MapClasses(machine, confidence, people)
 
@@ -245,14 +225,7 @@ class Reader:
 
     def run_stats(self, run_id: str) -> RunStats:
         run = self.known_run(run_id)
-        tables = {
-            name: self.store.rows(f"SELECT * FROM {name} WHERE run_id = ?", [run_id]) for name in HEAD_TABLES
-        }
-        seeds = self.store.rows(
-            "SELECT * FROM ablation_seeds WHERE experiment_id = ? ORDER BY kind, layer, head", [run["experiment_id"]]
-        )
-        setups = self.store.rows(
-            "SELECT run_id, setup, status, accuracy, f1, pearson, spearman, seed FROM runs "
-            "WHERE experiment_id = ? ORDER BY setup", [run["experiment_id"]]
-        )
+        tables = {name: queries.run_table(self.store, name, run_id).to_pylist() for name in HEAD_TABLES}
+        seeds = queries.ablation_seeds(self.store, run["experiment_id"])
+        setups = queries.experiment_runs(self.store, run["experiment_id"], finished=False)
         return RunStats(run_id, run["task"], int(run["n_layers"]), int(run["n_heads"]), tables, seeds, setups)

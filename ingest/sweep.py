@@ -32,6 +32,7 @@ from bertsecrets.ingest.attention import attending, use_bertsecrets_attention
 from bertsecrets.ingest.encode import Encoded, collate, length_sorted_batches
 from bertsecrets.ingest.layers import Pieces
 from bertsecrets.ingest.train import autocast
+from bertsecrets.store.queries import examples
 
 OnBatch = Callable[[int], None]
 
@@ -131,10 +132,7 @@ def load_run(store, record: dict, device: torch.device) -> tuple[torch.nn.Module
     quiet_transformers()
     folder = store.model_dir(record["run_id"])
     model = AutoModelForSequenceClassification.from_pretrained(str(folder))
-    rows = store.rows(
-        "SELECT text_a, text_b, label FROM examples WHERE run_id = ? ORDER BY example LIMIT ?",
-        [record["run_id"], int(json.loads(record["settings_json"])["max_examples"])],
-    )
+    rows = examples(store, record["run_id"], below=int(json.loads(record["settings_json"])["max_examples"]))
     texts_b = [r["text_b"] for r in rows]
     labels = np.array([r["label"] for r in rows], dtype=np.float64)
     split = Split([r["text_a"] for r in rows], None if all(t is None for t in texts_b) else texts_b, labels)

@@ -1,16 +1,31 @@
 """Questions every room asks of the catalog, answered once: which run, which of its results.
 
-The CLI, the figures, the analyses and the ablation all pick "the task's
-fine-tuned run" the same way here: a finished fine-tuned run that holds the
-results asked for, the lowest seed first, then the latest started.
+What belongs here: every read of the catalog that the CLI, the figures, the
+analyses, the ablation or the browser make, as a small function named after
+the question it answers (``class_shares(store, run_id)``, not ``query_3``),
+returning rows (a list of dicts) or an Arrow table, in a stated order.
+Two callers that ask the same question call the same function; a caller that
+wants fewer columns picks them from the answer. Writes stay with their writers
+(``Catalog.write``, ``store.labels``), and the SQL a person types
+(``bertsecrets sql``, the SQL screen) is data, not a question of this app, so
+it never comes here.
+
+Layers and heads are 0-indexed here, as stored. The CLI, the figures, the
+analyses and the ablation all pick "the task's fine-tuned run" the same way:
+a finished fine-tuned run that holds the results asked for, the lowest seed
+first, then the latest started. Every function is safe to call from worker
+threads: the catalog gives each thread its own DuckDB connection.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import pyarrow as pa
+
 from bertsecrets.core.errors import UserError
 from bertsecrets.core.tasks import get_task
+from bertsecrets.store.schema import TABLES
 from bertsecrets.store.store import Store
 
 #: What a fine-tuned run can be asked to hold, and the SQL condition on ``r`` (the runs row) that says so.
@@ -28,6 +43,15 @@ _MISSING = {
     "analyses": (" with analyses", "bertsecrets analyze {task}"),
     "ablation": (" with ablation results", "bertsecrets ablate {task}"),
 }
+
+
+def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
+    """A WHERE clause of the conditions whose value is given (not None), and their parameters."""
+    given = [(sql, value) for sql, value in conditions if value is not None]
+    return "WHERE " + (" AND ".join(sql for sql, _ in given) or "TRUE"), [value for _, value in given]
+
+
+# -- runs ------------------------------------------------------------------------------------
 
 
 def task_runs(store: Store, task: str, having: str | None = None) -> list[dict[str, Any]]:
@@ -88,6 +112,207 @@ def runs_with_maps(store: Store, target: str) -> list[str]:
     return [r["run_id"] for r in task_runs(store, target, "maps")] or [task_run(store, target, "maps")["run_id"]]
 
 
-def experiment_runs(store: Store, experiment_id: str) -> list[dict[str, Any]]:
-    """The finished runs of one ingest (the set-ups of Table 1)."""
-    return store.rows("SELECT * FROM runs WHERE experiment_id = ? AND status = 'done'", [experiment_id])
+def experiment_runs(store: Store, experiment_id: str, finished: bool = True) -> list[dict[str, Any]]:
+    """The runs of one ingest (the set-ups of Table 1), by set-up; only the finished ones unless ``finished`` is False."""
+    where, params = _where(("experiment_id = ?", experiment_id), ("status = ?", "done" if finished else None))
+    return store.rows(f"SELECT * FROM runs {where} ORDER BY setup", params)
+
+
+#: A run with the size of its finished maps: ``map_sets`` (0, 1 or 2) and ``map_examples`` (inputs per set).
+_RUN_LIST = """
+SELECT r.run_id, r.experiment_id, r.task, r.setup, r.model_used AS model, r.seed, r.status, r.stage,
+       r.accuracy, r.f1, r.pearson, r.spearman, r.n_layers, r.n_heads, r.dev_examples,
+       r.started_at, r.finished_at, r.error, r.train_seconds, r.learning_rate, r.epochs, r.max_length,
+       (SELECT max(m.n_examples) FROM maps m WHERE m.run_id = r.run_id AND m.status = 'done') AS map_examples,
+       (SELECT count(*) FROM maps m WHERE m.run_id = r.run_id AND m.status = 'done') AS map_sets
+FROM runs r
+"""
+#: The order runs are listed in, everywhere: by task, then as they were started.
+_RUN_ORDER = "ORDER BY task, started_at, setup"
+
+
+def run_list(store: Store, run_id: str | None = None) -> list[dict[str, Any]]:
+    """Every run (or the one ``run_id``) with its metrics and the size of its finished maps, by task, then as started."""
+    where, params = _where(("run_id = ?", run_id))
+    return store.rows(f"SELECT * FROM ({_RUN_LIST}) {where} {_RUN_ORDER}", params)
+
+
+def runs_table(store: Store) -> pa.Table:
+    """The run list as `bertsecrets runs` prints it: one line per run, metrics in % (accuracy, else Pearson's r)."""
+    return store.query(f"""
+        SELECT run_id, task, setup, model, seed, status,
+               round(100 * coalesce(accuracy, pearson), 1) AS "acc|r", round(100 * f1, 1) AS f1,
+               round(train_seconds) AS train_s, strftime(started_at, '%Y-%m-%d %H:%M') AS started
+        FROM ({_RUN_LIST}) {_RUN_ORDER}""")
+
+
+# -- a run's inputs and maps ----------------------------------------------------------------
+
+
+def examples(store: Store, run_id: str, below: int | None = None) -> list[dict[str, Any]]:
+    """The run's dev inputs (the first ``below`` of them), by example: texts, gold label, prediction, length."""
+    where, params = _where(("run_id = ?", run_id), ("example < ?", below))
+    return store.rows("SELECT example, text_a, text_b, label, prediction, correct, n_tokens FROM examples "
+                      f"{where} ORDER BY example", params)
+
+
+def tokens(store: Store, run_id: str, below: int | None = None) -> pa.Table:
+    """The word pieces of the run's stored inputs (the first ``below``), by example and position, with their offsets."""
+    where, params = _where(("run_id = ?", run_id), ("example < ?", below))
+    return store.query("SELECT example, position, token, segment, char_start, char_end FROM tokens "
+                       f"{where} ORDER BY example, position", params)
+
+
+def finished_maps(store: Store, run_id: str | None = None) -> list[dict[str, Any]]:
+    """The finished map sets (of one run, or of all), by run, role and age: id and size (inputs, layers, heads)."""
+    where, params = _where(("status = ?", "done"), ("run_id = ?", run_id))
+    return store.rows(f"SELECT run_id, role, map_id, n_examples, n_layers, n_heads FROM maps {where} "
+                      "ORDER BY run_id, role, created_at", params)
+
+
+# -- people's labels --------------------------------------------------------------------------
+
+
+def given_labels(store: Store, run_id: str | None = None, labeller: str | None = None) -> list[dict[str, Any]]:
+    """People's labels of maps (of one run, by one labeller, or all), by labeller, run and map."""
+    where, params = _where(("run_id = ?", run_id), ("labeller = ?", labeller))
+    return store.rows(f"SELECT * FROM labels {where} ORDER BY labeller, run_id, role, example, layer, head", params)
+
+
+def label_counts(store: Store, labeller: str) -> list[dict[str, Any]]:
+    """Per class, the maps labelled with it by everyone (``n``) and by ``labeller`` (``mine``), by class name."""
+    return store.rows("SELECT label, count(*) AS n, count(*) FILTER (WHERE labeller = ?) AS mine "
+                      "FROM labels GROUP BY label ORDER BY label", [labeller])
+
+
+def labels_state(store: Store, run_id: str) -> dict[str, Any]:
+    """How many labels people gave the run's maps (``n``) and when the latest was given (``last``, None if none)."""
+    return store.rows("SELECT count(*) AS n, max(labelled_at) AS last FROM labels WHERE run_id = ?", [run_id])[0]
+
+
+def latest_labels(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """Each labelled map of the run once, with the latest label anyone gave it, by map."""
+    return store.rows(
+        "SELECT role, example, layer, head, arg_max(label, labelled_at) AS label FROM labels WHERE run_id = ? "
+        "GROUP BY role, example, layer, head ORDER BY role, example, layer, head", [run_id])
+
+
+# -- the analyses ----------------------------------------------------------------------------
+
+
+def run_table(store: Store, table: str, run_id: str) -> pa.Table:
+    """All rows of one catalog table that belong to the run, in the order they were written."""
+    if table not in TABLES or "run_id" not in TABLES[table].names:
+        raise ValueError(f"{table!r} is not a catalog table with a run_id column")
+    return store.query(f"SELECT * FROM {table} WHERE run_id = ?", [run_id])
+
+
+def class_shares(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """Each pattern class's share of all maps, per labeller kind (``source``) and model (``role``)."""
+    return store.rows("SELECT source, role, label, avg(share) AS share FROM class_shares WHERE run_id = ? "
+                      "GROUP BY source, role, label ORDER BY source, role, label", [run_id])
+
+
+def class_shares_by_layer(store: Store, run_id: str, role: str, source: str) -> list[dict[str, Any]]:
+    """Each pattern class's share of one model's maps per layer, as ``source`` labelled them, by layer and class."""
+    return store.rows("SELECT layer, label, avg(share) AS share FROM class_shares WHERE run_id = ? AND role = ? "
+                      "AND source = ? GROUP BY layer, label ORDER BY layer, label", [run_id, role, source])
+
+
+def clearest_maps(store: Store, run_id: str, role: str, source: str) -> list[dict[str, Any]]:
+    """Per pattern class, the map ``source`` gave that class most confidently (the first such map on ties), by class."""
+    return store.rows(
+        "SELECT label, example, layer, head FROM map_classes WHERE run_id = ? AND role = ? AND source = ? "
+        "QUALIFY row_number() OVER (PARTITION BY label ORDER BY confidence DESC NULLS LAST, example, layer, head) = 1 "
+        "ORDER BY label", [run_id, role, source])
+
+
+def map_classes(store: Store, run_id: str, below: int | None = None) -> pa.Table:
+    """The machine-given class of every map of the run (the first ``below`` inputs), with its confidence."""
+    where, params = _where(("run_id = ?", run_id), ("example < ?", below))
+    return store.query(f"SELECT source, role, example, layer, head, label, confidence FROM map_classes {where}", params)
+
+
+def classifiers(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """The pattern classifiers trained on the run's maps, with their cross-validated scores, by kind."""
+    return store.rows("SELECT * FROM classifiers WHERE run_id = ? ORDER BY kind", [run_id])
+
+
+def layer_summary(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """Per layer, means over its heads: the change under fine-tuning (``cosine``), and where attention goes.
+
+    ``cls``, ``sep`` and ``entropy`` are the fine-tuned model's; ``pretrained_cls``
+    and ``pretrained_sep`` the pretrained model's (None where it has no rows).
+    Only layers with fine-tuned statistics and a measured change, by layer.
+    """
+    return store.rows("""
+        WITH fine AS (
+            SELECT s.layer, avg(c.cosine_mean) AS cosine, avg(s.attn_cls) AS cls, avg(s.attn_sep) AS sep,
+                   avg(s.entropy) AS entropy
+            FROM head_stats s JOIN head_change c USING (run_id, layer, head)
+            WHERE s.run_id = ? AND s.role = 'finetuned' GROUP BY s.layer),
+        pre AS (
+            SELECT layer, avg(attn_cls) AS cls, avg(attn_sep) AS sep FROM head_stats
+            WHERE run_id = ? AND role = 'pretrained' GROUP BY layer)
+        SELECT fine.*, pre.cls AS pretrained_cls, pre.sep AS pretrained_sep
+        FROM fine LEFT JOIN pre USING (layer) ORDER BY layer""", [run_id, run_id])
+
+
+def cls_attention(store: Store, run_id: str, role: str | None = None) -> list[dict[str, Any]]:
+    """Where [CLS] attends per layer and token type (of one model, or both), in the order the analysis wrote them.
+
+    That order keeps the analysis's own order of token types, which the figure and table columns follow.
+    """
+    where, params = _where(("run_id = ?", run_id), ("role = ?", role))
+    return store.rows(f"SELECT * FROM cls_attention {where}", params)
+
+
+def relation_heads(store: Store, run_id: str, role: str) -> list[dict[str, Any]]:
+    """Every head's score for each relation (one model), by source, relation, layer and head."""
+    return store.rows("SELECT * FROM relation_heads WHERE run_id = ? AND role = ? "
+                      "ORDER BY source, relation, layer, head", [run_id, role])
+
+
+def strongest_relation_heads(store: Store, run_id: str, role: str) -> list[dict[str, Any]]:
+    """Per source and relation, the head with the highest score (the first on ties), with the mean over all heads.
+
+    Columns: source, relation, layer, head, score, ``mean`` (of all heads' scores) and
+    ``n`` (the most sentences any head was scored on); by source and relation.
+    Heads without a score are left out.
+    """
+    return store.rows("""
+        SELECT source, relation, layer, head, score, mean, n FROM (
+            SELECT *, avg(score) OVER relation AS mean, max(n_sentences) OVER relation AS n,
+                   row_number() OVER (PARTITION BY source, relation ORDER BY score DESC, layer, head) AS place
+            FROM relation_heads WHERE run_id = ? AND role = ? AND score IS NOT NULL
+            WINDOW relation AS (PARTITION BY source, relation))
+        WHERE place = 1 ORDER BY source, relation""", [run_id, role])
+
+
+# -- the ablation ----------------------------------------------------------------------------
+
+
+def ablation_rows(store: Store, run_id: str, kind: str | None = None, metric: str | None = None) -> list[dict[str, Any]]:
+    """The run's ablation results (of one kind, for one metric, or all), by kind, metric, layer and head."""
+    where, params = _where(("run_id = ?", run_id), ("kind = ?", kind), ("metric = ?", metric))
+    return store.rows(f"SELECT * FROM ablation {where} ORDER BY kind, metric, layer, head", params)
+
+
+def head_importance_with_effect(store: Store, run_id: str, metric: str) -> list[dict[str, Any]]:
+    """Each head's importance beside the effect of disabling it (Δ ``metric`` and Δ loss), most important first."""
+    return store.rows(
+        "SELECT i.layer, i.head, i.importance, i.rank, a.delta, a.loss_delta FROM head_importance i "
+        "JOIN ablation a ON a.run_id = i.run_id AND a.layer = i.layer AND a.head = i.head "
+        "WHERE i.run_id = ? AND a.kind = 'head' AND a.metric = ? ORDER BY i.rank", [run_id, metric])
+
+
+def pruning_curve(store: Store, run_id: str, metric: str | None = None) -> list[dict[str, Any]]:
+    """The metric (or each) with the least important heads disabled first, by metric and fraction disabled."""
+    where, params = _where(("run_id = ?", run_id), ("metric = ?", metric))
+    return store.rows(f"SELECT * FROM pruning {where} ORDER BY metric, fraction", params)
+
+
+def ablation_seeds(store: Store, experiment_id: str) -> list[dict[str, Any]]:
+    """The ablation across fine-tuning seeds started from one experiment, by kind, layer and head."""
+    return store.rows("SELECT * FROM ablation_seeds WHERE experiment_id = ? ORDER BY kind, layer, head",
+                      [experiment_id])

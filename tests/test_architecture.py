@@ -22,7 +22,8 @@ def _loaded_after(code: str) -> list[str]:
 
 def test_store_imports_nothing_heavy():
     code = ("import bertsecrets.store, bertsecrets.store.catalog, bertsecrets.store.maps, bertsecrets.store.check, "
-            "bertsecrets.store.export, bertsecrets.store.labels, bertsecrets.store.schema, bertsecrets.core.tasks")
+            "bertsecrets.store.export, bertsecrets.store.labels, bertsecrets.store.queries, bertsecrets.store.schema, "
+            "bertsecrets.core.tasks")
     assert _loaded_after(code) == []
 
 

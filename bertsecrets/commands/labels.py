@@ -53,24 +53,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def export(store, run_id: str | None, labeller: str | None, output: str | None) -> int:
-    where, params = [], []
-    if run_id:
-        where.append("run_id = ?")
-        params.append(run_id)
-    if labeller:
-        where.append("labeller = ?")
-        params.append(labeller)
-    rows = store.rows(
-        "SELECT run_id, role, example, layer + 1 AS layer, head + 1 AS head, label, labeller, labelled_at, note "
-        f"FROM labels {'WHERE ' + ' AND '.join(where) if where else ''} "
-        "ORDER BY labeller, run_id, role, example, layer, head", params)
+    from bertsecrets.store.queries import given_labels
+
+    rows = given_labels(store, run_id or None, labeller or None)
     fh = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout
     try:
         writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, lineterminator="\n")
         writer.writeheader()
         for row in rows:
             row["labelled_at"] = row["labelled_at"].isoformat() if row["labelled_at"] else ""
-            writer.writerow(row)
+            writer.writerow({**row, "layer": row["layer"] + 1, "head": row["head"] + 1})  # 1-indexed in the CSV
     finally:
         if output:
             fh.close()
@@ -81,8 +73,10 @@ def export(store, run_id: str | None, labeller: str | None, output: str | None) 
 
 def _maps_of_runs(store) -> dict[str, dict[str, Any]]:
     """run_id -> the size of its map sets (examples, layers, heads) and its roles."""
+    from bertsecrets.store.queries import finished_maps
+
     out: dict[str, dict[str, Any]] = {}
-    for m in store.rows("SELECT run_id, role, n_examples, n_layers, n_heads FROM maps WHERE status = 'done'"):
+    for m in finished_maps(store):
         entry = out.setdefault(m["run_id"], {"roles": set(), "n_examples": m["n_examples"], "n_layers": m["n_layers"],
                                              "n_heads": m["n_heads"]})
         entry["roles"].add(m["role"])

@@ -7,14 +7,6 @@ import argparse
 from bertsecrets.core import config
 from bertsecrets.commands import console, store_arg
 
-QUERY = """
-SELECT run_id, task, setup, model_used AS model, seed, status,
-       round(100 * coalesce(accuracy, pearson), 1) AS "acc|r", round(100 * f1, 1) AS f1,
-       round(train_seconds) AS train_s, strftime(started_at, '%Y-%m-%d %H:%M') AS started
-FROM runs ORDER BY task, started_at
-"""
-
-
 def add_parser(sub) -> None:
     p = sub.add_parser("runs", help="list the runs in the store")
     store_arg(p)
@@ -24,7 +16,8 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from bertsecrets.store import Store
     from bertsecrets.store.export import write_result
+    from bertsecrets.store.queries import runs_table
 
     store = Store.open(config.store_path(args.store))
-    write_result(store.query(QUERY), args.format, None, None, console())
+    write_result(runs_table(store), args.format, None, None, console())
     return 0

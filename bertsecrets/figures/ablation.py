@@ -18,7 +18,7 @@ from matplotlib.colors import Normalize
 from bertsecrets.core.errors import UserError
 from bertsecrets.core.stats import rho_text, spearman
 from bertsecrets.core.tasks import Task, get_task
-from bertsecrets.store.queries import task_run
+from bertsecrets.store.queries import ablation_rows, head_importance_with_effect, pruning_curve, task_run
 
 BASELINE_COLOUR = "tab:orange"
 
@@ -28,10 +28,7 @@ def _run(store, task: Task) -> dict[str, Any]:
 
 
 def _rows(store, run: dict[str, Any], kind: str, metric: str) -> list[dict[str, Any]]:
-    return store.rows(
-        "SELECT * FROM ablation WHERE run_id = ? AND kind = ? AND metric = ? ORDER BY layer, head",
-        [run["run_id"], kind, metric],
-    )
+    return ablation_rows(store, run["run_id"], kind, metric)
 
 
 def _title(task: Task, run: dict[str, Any], what: str) -> str:
@@ -137,12 +134,8 @@ def pruning(store, task_name: str, out_dir: Path) -> list[Path]:
     """The pruning curve (least important heads first) and importance against the effect of disabling each head."""
     task = get_task(task_name)
     run = _run(store, task)
-    curve = store.rows("SELECT * FROM pruning WHERE run_id = ? ORDER BY metric, fraction", [run["run_id"]])
-    joined = store.rows(
-        "SELECT i.layer, i.head, i.importance, i.rank, a.loss_delta FROM head_importance i JOIN ablation a "
-        "ON a.run_id = i.run_id AND a.layer = i.layer AND a.head = i.head "
-        "WHERE i.run_id = ? AND a.kind = 'head' AND a.metric = ? ORDER BY i.rank", [run["run_id"], task.main_metric],
-    )
+    curve = pruning_curve(store, run["run_id"])
+    joined = head_importance_with_effect(store, run["run_id"], task.main_metric)
     if not curve or not joined:
         raise UserError(f"no head importance or pruning results for {task.name}: run `bertsecrets ablate {task.name}`")
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))

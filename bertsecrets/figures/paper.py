@@ -13,12 +13,13 @@ import numpy as np
 
 from bertsecrets.core.errors import UserError
 from bertsecrets.store import Store
-from bertsecrets.store.queries import experiment_runs, task_run
+from bertsecrets.store.queries import (class_shares, class_shares_by_layer, clearest_maps, cls_attention, experiment_runs,
+                                      relation_heads, run_table, task_run)
 from bertsecrets.store.labels import PATTERN_CLASSES
 
 CLASS_COLOURS = {"vertical": "#4477aa", "diagonal": "#ee6677", "vertical+diagonal": "#aa3377", "block": "#ccbb44",
                  "heterogeneous": "#bbbbbb"}
-#: Tables written as CSV, with the SQL that selects one run's rows (layers and heads 1-indexed).
+#: Tables written as CSV, one run's rows each (layers and heads 1-indexed).
 CSV_TABLES = ("head_stats", "feature_attention", "cls_attention", "head_change", "class_shares", "map_classes",
               "relation_heads", "classifiers")
 
@@ -83,16 +84,11 @@ def fig2_patterns(store: Store, task: str, out: Path) -> list[Path]:
     plt = _plt()
     run = analysed_run(store, task)
     rid = run["run_id"]
-    shares = store.rows("SELECT source, role, label, avg(share) AS share FROM class_shares WHERE run_id = ? "
-                        "GROUP BY source, role, label", [rid])
+    shares = class_shares(store, rid)
     if not shares:
         raise UserError(f"run {rid} has no pattern classes: run `bertsecrets analyze {task}`")
-    best = store.rows("SELECT label, arg_max(example, confidence) AS example, arg_max(layer, confidence) AS layer, "
-                      "arg_max(head, confidence) AS head FROM map_classes WHERE run_id = ? AND role = 'finetuned' "
-                      "AND source = 'rules' GROUP BY label", [rid])
-    best = {r["label"]: r for r in best}
-    by_layer = store.rows("SELECT layer, label, avg(share) AS share FROM class_shares WHERE run_id = ? AND "
-                          "role = 'finetuned' AND source = 'rules' GROUP BY layer, label", [rid])
+    best = {r["label"]: r for r in clearest_maps(store, rid, "finetuned", "rules")}
+    by_layer = class_shares_by_layer(store, rid, "finetuned", "rules")
     fig = plt.figure(figsize=(15, 7.5))
     grid = fig.add_gridspec(2, 5, height_ratios=[1, 1.1], hspace=0.45, wspace=0.4)
     reader = store.maps(rid, "finetuned")
@@ -141,8 +137,7 @@ def fig3_relations(store: Store, task: str, out: Path) -> list[Path]:
     """Fig. 3: per relation, every head's mean maximum attention along the relation's pairs (fine-tuned)."""
     plt = _plt()
     run = analysed_run(store, task)
-    rows = store.rows("SELECT * FROM relation_heads WHERE run_id = ? AND role = 'finetuned' ORDER BY source, relation",
-                      [run["run_id"]])
+    rows = relation_heads(store, run["run_id"], "finetuned")
     if not rows:
         raise UserError(f"run {run['run_id']} has no relation heads: run `bertsecrets analyze {task}`")
     paths = []
@@ -172,7 +167,7 @@ def fig5_change(store: Store, task: str, out: Path) -> list[Path]:
     """Fig. 5: cosine similarity of each head's maps before and after fine-tuning."""
     plt = _plt()
     run = analysed_run(store, task)
-    rows = store.rows("SELECT * FROM head_change WHERE run_id = ?", [run["run_id"]])
+    rows = run_table(store, "head_change", run["run_id"]).to_pylist()
     grid = _grid(rows, "cosine_mean", run["n_layers"], run["n_heads"])
     fig, ax = plt.subplots(figsize=(1.0 + 0.55 * run["n_heads"], 1.0 + 0.45 * run["n_layers"]))
     image = _heatmap(ax, grid, f"Fig. 5: cosine similarity, pretrained vs fine-tuned maps (mean over "
@@ -186,7 +181,7 @@ def fig6_features(store: Store, task: str, out: Path) -> list[Path]:
     """Fig. 6: attention to each token type per head (fine-tuned), and its change under fine-tuning."""
     plt = _plt()
     run = analysed_run(store, task)
-    rows = store.rows("SELECT * FROM feature_attention WHERE run_id = ?", [run["run_id"]])
+    rows = run_table(store, "feature_attention", run["run_id"]).to_pylist()
     features = list(dict.fromkeys(r["feature"] for r in rows))
     paths = []
     for role, cmap, name in (("finetuned", "viridis", "fig6_features.png"),
@@ -212,7 +207,7 @@ def fig7_cls(store: Store, task: str, out: Path) -> list[Path]:
     """Fig. 7: where the [CLS] token attends, per layer, over the token types."""
     plt = _plt()
     run = analysed_run(store, task)
-    rows = store.rows("SELECT * FROM cls_attention WHERE run_id = ?", [run["run_id"]])
+    rows = cls_attention(store, run["run_id"])
     features = list(dict.fromkeys(r["feature"] for r in rows))
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.2), gridspec_kw={"width_ratios": [1, 1, 1.2]})
     for ax, role in zip(axes[:2], ("pretrained", "finetuned")):
@@ -286,7 +281,7 @@ def tables_csv(store: Store, task: str, out: Path) -> list[Path]:
     run = analysed_run(store, task)
     paths = []
     for name in CSV_TABLES:
-        table = store.query(f"SELECT * FROM {name} WHERE run_id = ?", [run["run_id"]])
+        table = run_table(store, name, run["run_id"])
         for column in ("layer", "head"):
             if column in table.column_names:
                 i = table.column_names.index(column)

@@ -20,6 +20,7 @@ from bertsecrets.tui.sampling import MapKey, Source, label_queue
 from bertsecrets.tui.screens.base import StoreScreen
 from bertsecrets.tui.screens.map import example_line
 from bertsecrets.tui.widgets.heatmap import Heatmap
+from bertsecrets.store import queries
 from bertsecrets.store.labels import PATTERN_CLASSES, Labels
 
 
@@ -37,10 +38,9 @@ def read_queue(reader: Reader, labeller: str) -> dict[str, Any]:
     runs = [r for r in reader.runs() if r["map_sets"]]
     sources = [Source(r["run_id"], r["task"], int(r["map_examples"] or 0), int(r["n_layers"]), int(r["n_heads"]))
                for r in runs]
-    mine = reader.store.rows("SELECT run_id, role, example, layer, head, label FROM labels WHERE labeller = ?", [labeller])
+    mine = queries.given_labels(reader.store, labeller=labeller)
     done = {MapKey(r["run_id"], r["role"], r["example"], r["layer"], r["head"]) for r in mine}
-    counts = reader.store.rows("SELECT label, count(*) AS n, count(*) FILTER (WHERE labeller = ?) AS mine "
-                               "FROM labels GROUP BY label", [labeller])
+    counts = queries.label_counts(reader.store, labeller)
     return {"queue": label_queue(sources, done, labeller), "counts": {r["label"]: (r["mine"], r["n"]) for r in counts},
             "tasks": {r["run_id"]: r["task"] for r in runs}}
 

@@ -34,7 +34,7 @@ from bertsecrets.ingest.analyses import classifier, patterns, sentences
 from bertsecrets.ingest.analyses.buckets import Bucket
 from bertsecrets.ingest.analyses.tokens import FEATURES, SPACY_MODEL, Annotations
 from bertsecrets.ingest.progress import fmt_seconds
-from bertsecrets.store import Store, StoreError, content_key
+from bertsecrets.store import Store, StoreError, content_key, queries
 from bertsecrets.store.labels import PATTERN_CLASSES
 from bertsecrets.store.store import utcnow
 
@@ -49,8 +49,7 @@ CHUNK = 16
 
 
 def _map_ids(store: Store, run_id: str) -> dict[str, str]:
-    rows = store.rows("SELECT role, map_id FROM maps WHERE run_id = ? AND status = 'done'", [run_id])
-    found = {r["role"]: r["map_id"] for r in rows}
+    found = {r["role"]: r["map_id"] for r in queries.finished_maps(store, run_id)}
     missing = [role for role in ROLES if role not in found]
     if missing:
         raise StoreError(f"run {run_id} has no finished {' or '.join(missing)} maps: run `bertsecrets ingest` for its task")
@@ -58,7 +57,7 @@ def _map_ids(store: Store, run_id: str) -> dict[str, str]:
 
 
 def _labels_state(store: Store, run_id: str) -> list[Any]:
-    row = store.rows("SELECT count(*) AS n, max(labelled_at) AS last FROM labels WHERE run_id = ?", [run_id])[0]
+    row = queries.labels_state(store, run_id)
     return [row["n"], str(row["last"])]
 
 
@@ -108,11 +107,8 @@ def annotations(store: Store, run_id: str, n: int, progress: Progress | None = N
     """spaCy's annotations of the run's first ``n`` dev inputs, aligned to their stored word pieces."""
     from bertsecrets.ingest.analyses import tokens
 
-    token_rows = store.rows(
-        "SELECT example, position, token, segment, char_start, char_end FROM tokens WHERE run_id = ? AND example < ?",
-        [run_id, n])
-    examples = store.rows("SELECT example, text_a, text_b FROM examples WHERE run_id = ? AND example < ? ORDER BY example",
-                          [run_id, n])
+    token_rows = queries.tokens(store, run_id, below=n).to_pylist()
+    examples = queries.examples(store, run_id, below=n)
     if len(examples) != n or not token_rows:
         raise StoreError(f"run {run_id} lacks the texts or tokens of its {n} analysed inputs; run `bertsecrets check`")
     texts = [(r["text_a"], r["text_b"]) for r in examples]
@@ -293,9 +289,7 @@ def write_maps_step(store: Store, run_id: str, p: Pass) -> None:
 
 def person_training_set(store: Store, run_id: str, shape: tuple[int, ...]) -> classifier.TrainingSet | None:
     """The people's labels of this run's maps as a training set, or None when there are too few."""
-    rows = store.rows(
-        "SELECT role, example, layer, head, arg_max(label, labelled_at) AS label FROM labels WHERE run_id = ? "
-        "GROUP BY role, example, layer, head", [run_id])
+    rows = queries.latest_labels(store, run_id)
     n_roles, n, n_layers, n_heads = shape
     where, labels = [], []
     for r in rows:
@@ -393,8 +387,7 @@ def analyse(store: Store, run_id: str, console: Console, progress: Progress | No
                 if why:
                     console.print(f"  [yellow]pattern classifiers skipped:[/] {why}")
                 else:
-                    rows = store.rows("SELECT kind, trained_on, cv_macro_f1 FROM classifiers WHERE run_id = ? "
-                                      "ORDER BY kind", [run_id])
+                    rows = queries.classifiers(store, run_id)
                     scores = ", ".join(f"{r['kind']} {r['cv_macro_f1']:.3f}" for r in rows)
                     _say(console, f"pattern classifiers on {rows[0]['trained_on']} labels, cross-validated macro F1: "
                                   f"{scores} ({fmt_seconds(time.perf_counter() - started)})")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from bertsecrets.store import Store
+from bertsecrets.store import Store, queries
 from bertsecrets.store.labels import PATTERN_CLASSES
 
 PAPER_HETEROGENEOUS = {"mrpc": 32, "qqp": 61}  # %, bert-base-uncased (paper 4.1: from 32% on MRPC to 61% on QQP)
@@ -24,10 +24,7 @@ def _pct(value) -> str:
 
 
 def classes_table(store: Store, run_id: str, task: str) -> Table:
-    rows = store.rows(
-        "SELECT source, role, label, avg(share) AS share FROM class_shares WHERE run_id = ? "
-        "GROUP BY source, role, label", [run_id])
-    shares = {(r["source"], r["role"], r["label"]): r["share"] for r in rows}
+    shares = {(r["source"], r["role"], r["label"]): r["share"] for r in queries.class_shares(store, run_id)}
     paper = PAPER_HETEROGENEOUS.get(task)
     t = Table(title=f"pattern classes, % of all maps (paper, heterogeneous: {paper if paper else '32-61'}%)")
     t.add_column("labeller")
@@ -45,35 +42,28 @@ def classifiers_table(store: Store, run_id: str) -> Table:
     t = _table(f"pattern classifiers, cross-validated macro F1 (paper's CNN: {PAPER_CNN_F1})",
                [("classifier", "left"), ("trained on", "left"), ("maps", "right"), ("folds", "right"),
                 ("macro F1", "right")])
-    for r in store.rows("SELECT * FROM classifiers WHERE run_id = ? ORDER BY kind", [run_id]):
+    for r in queries.classifiers(store, run_id):
         kind = "CNN (paper)" if r["kind"] == "cnn" else "random forest on geometry"
         t.add_row(kind, f"{r['trained_on']} labels", str(r["n_maps"]), str(r["cv_folds"]), f"{r['cv_macro_f1']:.3f}")
     return t
 
 
 def layers_table(store: Store, run_id: str) -> Table:
-    rows = store.rows(
-        "SELECT s.layer, avg(c.cosine_mean) AS cosine, avg(s.attn_cls) AS cls, avg(s.attn_sep) AS sep, "
-        "avg(s.entropy) AS entropy FROM head_stats s JOIN head_change c USING (run_id, layer, head) "
-        "WHERE s.run_id = ? AND s.role = 'finetuned' GROUP BY s.layer ORDER BY s.layer", [run_id])
-    pre = {r["layer"]: r for r in store.rows(
-        "SELECT layer, avg(attn_cls) AS cls, avg(attn_sep) AS sep FROM head_stats WHERE run_id = ? "
-        "AND role = 'pretrained' GROUP BY layer", [run_id])}
+    rows = queries.layer_summary(store, run_id)
     lowest = sorted(rows, key=lambda r: r["cosine"])[:2]
     t = _table("per layer: change under fine-tuning (paper: the last two layers change most) and where "
                "attention goes (fine-tuned; pretrained in brackets)",
                [(name, "right") for name in ("layer", "cosine pre/fine", "to [CLS] %", "to [SEP] %", "entropy (nats)")])
     for r in rows:
         mark = " *" if r in lowest else ""
-        p = pre.get(r["layer"], {})
-        t.add_row(str(r["layer"] + 1), f"{r['cosine']:.3f}{mark}", f"{_pct(r['cls'])} ({_pct(p.get('cls'))})",
-                  f"{_pct(r['sep'])} ({_pct(p.get('sep'))})", f"{r['entropy']:.2f}")
+        t.add_row(str(r["layer"] + 1), f"{r['cosine']:.3f}{mark}", f"{_pct(r['cls'])} ({_pct(r['pretrained_cls'])})",
+                  f"{_pct(r['sep'])} ({_pct(r['pretrained_sep'])})", f"{r['entropy']:.2f}")
     t.caption = "* the two layers that change most"
     return t
 
 
 def cls_table(store: Store, run_id: str) -> Table:
-    rows = store.rows("SELECT layer, feature, value FROM cls_attention WHERE run_id = ? AND role = 'finetuned'", [run_id])
+    rows = queries.cls_attention(store, run_id, "finetuned")
     features = list(dict.fromkeys(r["feature"] for r in rows))
     values = {(r["layer"], r["feature"]): r["value"] for r in rows}
     layers = sorted({r["layer"] for r in rows})
@@ -88,10 +78,7 @@ def cls_table(store: Store, run_id: str) -> Table:
 
 
 def relations_table(store: Store, run_id: str) -> Table:
-    rows = store.rows(
-        "SELECT source, relation, arg_max(layer, score) AS layer, arg_max(head, score) AS head, max(score) AS score, "
-        "avg(score) AS mean, max(n_sentences) AS n FROM relation_heads WHERE run_id = ? AND role = 'finetuned' "
-        "GROUP BY source, relation ORDER BY source, relation", [run_id])
+    rows = queries.strongest_relation_heads(store, run_id, "finetuned")
     t = _table("relation heads of the fine-tuned model: the strongest head per relation "
                "(paper, FrameNet: two heads at 0.20 and 0.21)",
                [("source", "left"), ("relation", "left"), ("head (layer-head)", "right"), ("score", "right"),
