@@ -50,6 +50,7 @@ from bertsecrets.ingest import metrics
 from bertsecrets.ingest.bootstrap import N_BOOT, resample_counts, resample_indices, resampled_metric
 from bertsecrets.ingest.progress import fmt_seconds
 from bertsecrets.store import Store
+from bertsecrets.store import queries
 from bertsecrets.store.queries import finetuned_run
 
 if TYPE_CHECKING:
@@ -220,7 +221,7 @@ def ablate(store: Store, run_id: str, console: Console, progress: Progress, devi
             ])
             console.print(f"  [green]✓[/] head importance in {fmt_seconds(time.perf_counter() - started)}")
         if "pruning" in missing:
-            stored = store.rows("SELECT importance FROM head_importance WHERE run_id = ? ORDER BY layer, head", [run_id])
+            stored = queries.head_importance(store, run_id)
             importance = np.array([r["importance"] for r in stored]).reshape(sweep.shape)
             counts, masks = pruning_masks(importance)
             started = time.perf_counter()

@@ -19,6 +19,7 @@ from bertsecrets.ingest.pipeline import ingest
 from bertsecrets.ingest.plan import make_plan, settings_of
 from bertsecrets.ingest.progress import make_progress
 from bertsecrets.store import Store
+from bertsecrets.store import queries
 from bertsecrets.store.queries import finetuned_run
 
 
@@ -49,13 +50,8 @@ def write_seed_table(store: Store, record: dict[str, Any], run_ids: list[str]) -
     from, so its latest aggregation replaces an earlier one (e.g. 3 seeds, then 5).
     """
     key = record["experiment_id"]
-    seeds = store.rows("SELECT run_id, seed FROM runs WHERE list_contains(?, run_id)", [run_ids])
-    seed_of = {r["run_id"]: r["seed"] for r in seeds}
-    rows = store.rows(
-        "SELECT kind, layer, head, metric, avg(value) AS mean, stddev_samp(value) AS std, "
-        "avg(delta) AS delta_mean, stddev_samp(delta) AS delta_std, count(*) AS n_seeds "
-        "FROM ablation WHERE list_contains(?, run_id) GROUP BY ALL ORDER BY ALL", [run_ids],
-    )
+    seed_of = {r["run_id"]: r["seed"] for r in queries.run_seeds(store, run_ids)}
+    rows = queries.ablation_across_runs(store, run_ids)
     common = {"experiment_id": key, "task": record["task"], "model": record["model_used"],
               "seeds": ",".join(str(seed_of[r]) for r in run_ids), "run_ids": ",".join(run_ids)}
     store.catalog.write("ablation_seeds", key, [{**common, **r} for r in rows])

@@ -316,3 +316,21 @@ def ablation_seeds(store: Store, experiment_id: str) -> list[dict[str, Any]]:
     """The ablation across fine-tuning seeds started from one experiment, by kind, layer and head."""
     return store.rows("SELECT * FROM ablation_seeds WHERE experiment_id = ? ORDER BY kind, layer, head",
                       [experiment_id])
+
+
+def head_importance(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """The run's head importance, by layer and head."""
+    return store.rows("SELECT * FROM head_importance WHERE run_id = ? ORDER BY layer, head", [run_id])
+
+
+def run_seeds(store: Store, run_ids: list[str]) -> list[dict[str, Any]]:
+    """The seed of each of ``run_ids``."""
+    return store.rows("SELECT run_id, seed FROM runs WHERE list_contains(?, run_id) ORDER BY seed", [run_ids])
+
+
+def ablation_across_runs(store: Store, run_ids: list[str]) -> list[dict[str, Any]]:
+    """Mean and sample standard deviation across ``run_ids`` of each configuration's value and Δ, per metric."""
+    return store.rows(
+        "SELECT kind, layer, head, metric, avg(value) AS mean, stddev_samp(value) AS std, "
+        "avg(delta) AS delta_mean, stddev_samp(delta) AS delta_std, count(*) AS n_seeds "
+        "FROM ablation WHERE list_contains(?, run_id) GROUP BY ALL ORDER BY ALL", [run_ids])

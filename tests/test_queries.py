@@ -422,12 +422,6 @@ APP_FOLDERS = ("bertsecrets", "bertsecrets_tui", "ingest")
 SQL_ALLOWED = {
     "bertsecrets/commands/sql.py": "runs the SQL a person types (data, not a question of the app)",
     "bertsecrets_tui/screens/sql.py": "runs the SQL a person types, and offers examples of it",
-    # Not moved yet. store/queries.py already answers the ablation's questions:
-    # ablation_rows, pruning_curve, head_importance_with_effect, ablation_seeds.
-    "ingest/ablation.py": "the ablation's reads",
-    "ingest/seeds.py": "the ablation's reads across seeds",
-    "bertsecrets/commands/tables.py": "the ablation's printed tables",
-    "ingest/pipeline.py": "the ingest's reads",
 }
 #: A statement's first words, in capitals as this code writes SQL (prose rarely shouts SELECT).
 SQL_WORDS = (r"\b(SELECT|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+(OR\s+REPLACE\s+)?(TABLE|VIEW|MACRO)|"

@@ -17,7 +17,7 @@ from rich.table import Table
 from bertsecrets.core.stats import rho_text, spearman
 from bertsecrets.core.tasks import SETUPS, Task, get_task
 from bertsecrets.ingest.progress import fmt_seconds
-from bertsecrets.store import Store, StoreError
+from bertsecrets.store import Store, StoreError, queries
 
 #: What the paper reports (bert-base-uncased, % points), by task and summary row.
 PAPER = {
@@ -110,7 +110,7 @@ def summary_rows(rows: list[dict[str, Any]], main: str) -> list[tuple[str, dict[
 def print_summary(console: Console, store: Store, run_id: str) -> None:
     """The paper's summary numbers for one run, beside the paper's, from the store (no torch)."""
     record = store.run(run_id)
-    rows = store.rows("SELECT * FROM ablation WHERE run_id = ?", [run_id])
+    rows = queries.ablation_rows(store, run_id)
     if record is None or not rows:
         return
     task = get_task(record["task"])
@@ -144,11 +144,7 @@ def print_summary(console: Console, store: Store, run_id: str) -> None:
 
 
 def _print_importance(console: Console, store: Store, run_id: str, main: str) -> None:
-    joined = store.rows(
-        "SELECT i.layer, i.head, i.importance, a.delta, a.loss_delta FROM head_importance i "
-        "JOIN ablation a ON a.run_id = i.run_id AND a.layer = i.layer AND a.head = i.head "
-        "WHERE i.run_id = ? AND a.kind = 'head' AND a.metric = ? ORDER BY i.rank", [run_id, main],
-    )
+    joined = queries.head_importance_with_effect(store, run_id, main)
     if len(joined) > 2:
         importance = [r["importance"] for r in joined]
         loss_rho = spearman(importance, [r["loss_delta"] for r in joined])
@@ -156,7 +152,7 @@ def _print_importance(console: Console, store: Store, run_id: str, main: str) ->
         top = ", ".join(f"L{r['layer'] + 1} H{r['head'] + 1}" for r in joined[:3])
         console.print(f"head importance (Michel et al. 2019), most important {top}; Spearman ρ with the effect of "
                       f"disabling the head: {rho_text(loss_rho)} (loss increase), {rho_text(drop_rho)} ({main} drop)")
-    curve = store.rows("SELECT fraction, value FROM pruning WHERE run_id = ? AND metric = ? ORDER BY fraction", [run_id, main])
+    curve = queries.pruning_curve(store, run_id, main)
     if curve:
         points = " · ".join(f"{100 * r['fraction']:.0f}% {_pct(r['value'])}" for r in curve)
         console.print(f"pruning, least important heads first ({main}): {points}")
@@ -164,7 +160,7 @@ def _print_importance(console: Console, store: Store, run_id: str, main: str) ->
 
 def print_seeds(console: Console, store: Store, key: str) -> None:
     """Baseline and the summary configurations across seeds: is a head's effect more than seed noise?"""
-    rows = store.rows("SELECT * FROM ablation_seeds WHERE experiment_id = ?", [key])
+    rows = queries.ablation_seeds(store, key)
     if not rows:
         raise StoreError(f"no ablation_seeds rows for {key}")
     task = get_task(rows[0]["task"])
@@ -176,7 +172,7 @@ def print_seeds(console: Console, store: Store, key: str) -> None:
     table.add_column(main, justify="right")
     table.add_column(f"Δ {main}", justify="right")
     first = rows[0]["run_ids"].split(",")[0]
-    chosen = [(label, r) for label, r in summary_rows(store.rows("SELECT * FROM ablation WHERE run_id = ?", [first]), main)
+    chosen = [(label, r) for label, r in summary_rows(queries.ablation_rows(store, first), main)
               if label in ("best head", "best layer")]
     by_key = {(r["kind"], r["layer"], r["head"], r["metric"]): r for r in mean_rows}
     first_seed = rows[0]["seeds"].split(",")[0]
