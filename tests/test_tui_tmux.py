@@ -19,6 +19,7 @@ from bertsecrets.tui.keys import PLACES
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt install tmux)")
 
 TRUECOLOR = re.compile(r"\x1b\[[0-9;]*[34]8;2;")  # 24-bit foreground or background
+ACTIVE_TAB = re.compile(r"\x1b\[(?:[0-9;]*;)?7m(?:\x1b\[[0-9;]*m)* \w (\w+) ")  # the current screen's tab, reversed
 
 
 def _tmux(*args: str) -> str:
@@ -72,17 +73,24 @@ def pane(tiny_store):
 
 
 def test_every_screen_at_80x24_in_256_colours(pane):
-    pane.wait_for("Runs")
+    pane.wait_for("fine-tuned")
     assert _tmux("display", "-p", "-t", pane.name, "#{window_width}x#{window_height}").strip() == "80x24"
+    pane.keys("Enter")  # open the first run: every screen then has something to show
     # The SQL screen last: its input takes the letters that open the other screens.
     for place in sorted(PLACES, key=lambda p: p.mode == "sql"):
         pane.keys(place.key)
-        text = pane.wait_for(place.title)
-        time.sleep(0.5)  # the screen's reads land
-        text = pane.text()
-        for description in _shown_bindings(SCREENS[place.mode]):
-            assert description in text, f"{place.title}: footer key {description!r} is not visible:\n{text}"
-        coloured = pane.text(escapes=True)
+        wanted = _shown_bindings(SCREENS[place.mode])
+        deadline, text, coloured = time.monotonic() + 30, "", ""
+        while time.monotonic() < deadline:
+            text, coloured = pane.text(), pane.text(escapes=True)
+            active = ACTIVE_TAB.search(coloured)
+            if active and active.group(1) == place.title and all(d in text for d in wanted):
+                break
+            time.sleep(0.3)
+        active = ACTIVE_TAB.search(coloured)
+        assert active and active.group(1) == place.title, f"{place.title} is not the active tab:\n{text}"
+        missing = [d for d in wanted if d not in text]
+        assert not missing, f"{place.title}: footer keys {missing} are not visible:\n{text}"
         assert not TRUECOLOR.search(coloured), f"{place.title}: a 24-bit colour was sent"
         assert re.search(r"\x1b\[[0-9;]*[34]8;5;\d+", coloured), f"{place.title}: no 256-colour code at all"
     pane.keys("Escape")
