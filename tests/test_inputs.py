@@ -15,9 +15,10 @@ import torch
 
 from bertsecrets.cli import main
 from bertsecrets.core.errors import UserError
+from bertsecrets.core.settings import IngestSettings
 from bertsecrets.core.tasks import get_task
 from bertsecrets.ingest.data import BadRow, load_glue_dir, read_tsv
-from bertsecrets.ingest.pipeline import IngestSettings, make_plan
+from bertsecrets.ingest.plan import make_plan
 from bertsecrets.store import Store
 
 HEADER = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
@@ -233,11 +234,11 @@ def test_a_nan_loss_fails_the_run_and_keeps_no_weights(tiny_bert, tiny_glue, tmp
 def test_fine_tune_names_the_run_and_an_infinite_loss(tiny_bert, tiny_glue, tmp_path, monkeypatch):
     from bertsecrets.ingest.encode import encode
     from bertsecrets.ingest.models import load_classifier, load_tokenizer
-    from bertsecrets.ingest.train import TrainingDiverged, TrainSettings, fine_tune
+    from bertsecrets.ingest.train import TrainingDiverged, fine_tune
 
     data = load_glue_dir(get_task("mrpc"), tiny_glue)
     enc = encode(load_tokenizer(tiny_bert), data.train, 64)
-    settings = TrainSettings(learning_rate=1e-4, batch_size=8, epochs=1, checkpoint_seconds=0)
+    settings = IngestSettings(task="mrpc", learning_rate=1e-4, batch_size=8, epochs=1, checkpoint_seconds=0)
     steps = []
     spoil_loss(monkeypatch, from_call=4, value=math.inf)
     checkpoint = tmp_path / "checkpoint.pt"
