@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -64,72 +66,123 @@ class BadRow(UserError):
     """A row that cannot be parsed."""
 
 
+_ADVICE = "fix the file or pass --skip-bad-rows to skip such rows"
+
+
 def read_tsv(path: Path, task: Task, skip_bad_rows: bool = False) -> tuple[Split, list[str]]:
     """Read one GLUE TSV file of ``task``: header row, tab-separated, no quoting.
 
     Returns the split and the rows skipped (only with ``skip_bad_rows``; else the
-    first bad row raises with its file and line number).
+    first bad row raises with its file and line number). A line that is not
+    UTF-8 or holds a field over the csv module's size limit is a bad row too.
     """
+    try:
+        # utf-8-sig: GLUE's MRPC train.tsv starts with a byte-order mark.
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            return _parse(path, fh, task, skip_bad_rows, {})
+    except FileNotFoundError:
+        raise UserError(f"missing data file {path}") from None
+    except UnicodeDecodeError:
+        pass
+    # The decoder reports a byte offset inside its read buffer, not a line: read
+    # the file again line by line (only now, so good files are decoded in one
+    # pass) and let the parser treat each undecodable line as a bad row.
+    lines, undecodable = _decode_lines(path)
+    return _parse(path, lines, task, skip_bad_rows, undecodable)
+
+
+def _decode_lines(path: Path) -> tuple[list[str], dict[int, str]]:
+    """Every line of ``path`` decoded (an undecodable one as a blank line), and the undecodable ones by number."""
+    raw = path.read_bytes()
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8):]
+    lines: list[str] = []
+    undecodable: dict[int, str] = {}
+    # bytes.splitlines breaks at \n, \r and \r\n only: the lines a file opened with newline="" yields.
+    for number, line in enumerate(raw.splitlines(keepends=True), start=1):
+        try:
+            lines.append(line.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            undecodable[number] = f"not UTF-8 text (invalid byte {line[exc.start]:#04x})"
+            lines.append("\n")
+    return lines, undecodable
+
+
+def _parse(
+    path: Path, lines: Iterable[str], task: Task, skip_bad_rows: bool, undecodable: dict[int, str]
+) -> tuple[Split, list[str]]:
+    """The rows of ``lines`` (a TSV file's lines, header first); ``undecodable`` lines are bad rows."""
     texts: list[list[str]] = [[] for _ in task.tsv_text_columns]
     labels: list[float] = []
     skipped: list[str] = []
     label_ids = {value: i for i, value in enumerate(task.tsv_labels)}
+    reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
+    if 1 in undecodable:
+        raise UserError(f"{path}:1: the header is {undecodable[1]}; re-download the GLUE file")
     try:
-        # utf-8-sig: GLUE's MRPC train.tsv starts with a byte-order mark.
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
-            try:
-                header = next(reader)
-            except StopIteration:
-                raise UserError(f"{path} is empty: expected a header row and {task.title} examples") from None
-            wanted = (*task.tsv_text_columns, task.tsv_label_column)
-            missing = [c for c in wanted if c not in header]
-            if missing:
-                raise UserError(
-                    f"{path} is not a {task.title} file: its header lacks {', '.join(repr(c) for c in missing)}"
-                )
-            text_idx = [header.index(c) for c in task.tsv_text_columns]
-            label_idx = header.index(task.tsv_label_column)
-            for row in reader:
-                line = reader.line_num
-                if not row or (len(row) == 1 and not row[0].strip()):
-                    continue
-                problem = None
-                label: float | None = None
-                if len(row) != len(header):
-                    problem = f"expected {len(header)} tab-separated fields, found {len(row)}"
-                elif task.label_kind == "class":
-                    value = row[label_idx].strip()
-                    if value in label_ids:
-                        label = float(label_ids[value])
-                    else:
-                        problem = f"label {value!r} is not one of {', '.join(task.tsv_labels)}"
-                else:
-                    try:
-                        label = float(row[label_idx])
-                        if not np.isfinite(label):
-                            raise ValueError
-                    except ValueError:
-                        problem = f"score {row[label_idx]!r} is not a number"
-                if problem is not None:
-                    where = f"{path}:{line}"
-                    if not skip_bad_rows:
-                        raise BadRow(f"{where}: {problem}; fix the file or pass --skip-bad-rows to skip such rows")
-                    skipped.append(f"{where}: {problem}")
-                    continue
-                for column, idx in zip(texts, text_idx):
-                    column.append(row[idx])
-                labels.append(label)  # type: ignore[arg-type]
-    except FileNotFoundError:
-        raise UserError(f"missing data file {path}") from None
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path} is not UTF-8 text (byte {exc.start}); re-download the GLUE file") from None
+        header = next(reader)
+    except StopIteration:
+        raise UserError(f"{path} is empty: expected a header row and {task.title} examples") from None
     except csv.Error as exc:
-        raise UserError(f"{path}: unreadable TSV ({exc})") from None
+        raise UserError(f"{path}:1: unreadable header ({exc}); re-download the GLUE file") from None
+    wanted = (*task.tsv_text_columns, task.tsv_label_column)
+    missing = [c for c in wanted if c not in header]
+    if missing:
+        raise UserError(f"{path} is not a {task.title} file: its header lacks {', '.join(repr(c) for c in missing)}")
+    text_idx = [header.index(c) for c in task.tsv_text_columns]
+    label_idx = header.index(task.tsv_label_column)
+    while True:
+        problem = None
+        label: float | None = None
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            # The reader drops the rest of the offending line and goes on with the next one.
+            row = None
+            problem = _csv_problem(exc)
+        line = reader.line_num
+        if row is not None:
+            if not row or (len(row) == 1 and not row[0].strip()):
+                if line not in undecodable:
+                    continue
+                problem = undecodable[line]
+            elif len(row) != len(header):
+                problem = f"expected {len(header)} tab-separated fields, found {len(row)}"
+            elif task.label_kind == "class":
+                value = row[label_idx].strip()
+                if value in label_ids:
+                    label = float(label_ids[value])
+                else:
+                    problem = f"label {value!r} is not one of {', '.join(task.tsv_labels)}"
+            else:
+                try:
+                    label = float(row[label_idx])
+                    if not np.isfinite(label):
+                        raise ValueError
+                except ValueError:
+                    problem = f"score {row[label_idx]!r} is not a number"
+        if problem is not None:
+            where = f"{path}:{line}"
+            if not skip_bad_rows:
+                raise BadRow(f"{where}: {problem}; {_ADVICE}")
+            skipped.append(f"{where}: {problem}")
+            continue
+        for column, idx in zip(texts, text_idx):
+            column.append(row[idx])  # type: ignore[index]
+        labels.append(label)  # type: ignore[arg-type]
     if not labels:
         raise UserError(f"{path} holds no {task.title} examples")
     split = Split(texts[0], texts[1] if len(texts) > 1 else None, np.asarray(labels, dtype=np.float64))
     return split, skipped
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    if "field limit" in str(exc):
+        # A GLUE sentence is a few hundred characters; a field this long is a broken row, not text.
+        return f"a field is longer than {csv.field_size_limit():,} characters"
+    return f"unreadable TSV row ({exc})"
 
 
 def load_glue_dir(task: Task, folder: Path, skip_bad_rows: bool = False) -> TaskData:

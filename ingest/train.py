@@ -9,6 +9,7 @@ the same weights as one that never stopped.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -18,8 +19,13 @@ from typing import Callable
 import numpy as np
 import torch
 
+from bertsecrets.core.errors import UserError
 from bertsecrets.core.settings import IngestSettings
 from bertsecrets.ingest.encode import Encoded, collate, length_sorted_batches
+
+
+class TrainingDiverged(UserError):
+    """The training loss became NaN or infinite: the run failed and nothing it trained is kept."""
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
@@ -71,10 +77,13 @@ def fine_tune(
     device: torch.device,
     checkpoint: Path,
     on_step: Callable[[int, int, float], None] | None = None,
+    run_id: str | None = None,
 ) -> TrainResult:
     """Train ``model`` in place; resumes from ``checkpoint`` when it exists, and removes it at the end.
 
-    ``on_step(done, total, loss)`` is called after every optimiser step.
+    ``on_step(done, total, loss)`` is called after every optimiser step. A loss
+    that becomes NaN or infinite raises `TrainingDiverged` (naming ``run_id``)
+    and removes the checkpoint.
     """
     from transformers import get_linear_schedule_with_warmup
 
@@ -139,7 +148,17 @@ def fine_tune(
         lr = schedule.get_last_lr()[0]
         schedule.step()
         step += 1
+        # The loss is read back every step for the log anyway; checking it costs nothing more.
         value = float(loss.detach())
+        if not math.isfinite(value):
+            # The optimiser has already stepped on that loss: the weights are spoilt, and resuming from the
+            # checkpoint would repeat the same steps, so neither is kept.
+            checkpoint.unlink(missing_ok=True)
+            raise TrainingDiverged(
+                f"the loss became {'NaN' if math.isnan(value) else value} at step {step} of "
+                f"{f'run {run_id}' if run_id else 'fine-tuning'} ({total} steps, learning rate "
+                f"{settings.learning_rate:g}); nothing was kept: lower --lr, or check the model's weights and the data"
+            )
         result.log.append({"epoch": epoch + 1, "step": step, "loss": value, "learning_rate": lr})
         result.seconds = time.perf_counter() - started
         if on_step is not None:
