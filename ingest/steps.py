@@ -115,7 +115,8 @@ class Work:
             epoch = min(settings.epochs, (done - 1) // per_epoch + 1) if done else 1
             self.progress.update(bar, completed=done, info=f"epoch {epoch}/{settings.epochs} loss {loss:.3f}")
 
-        result = fine_tune(model, self.train_data, plan.data.train.labels, settings, self.device, checkpoint, on_step)
+        result = fine_tune(model, self.train_data, plan.data.train.labels, settings, self.device, checkpoint, on_step,
+                           run_id=run_id)
         # The log and timing first: once the weights are in place, training is not redone.
         store.catalog.write("train_log", run_id, [{"run_id": run_id, **row} for row in result.log])
         self._save(record, train_seconds=result.seconds)
