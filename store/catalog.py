@@ -10,8 +10,10 @@ reader out, and a reader never blocks an ingest.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -19,7 +21,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bertsecrets.store.errors import SQLError, StoreCorrupt
+from bertsecrets.store.errors import SQLError, StoreCorrupt, StoreError, writing
 from bertsecrets.store.schema import TABLES
 
 #: Statement kinds a read-only connection runs; DESCRIBE, SHOW and SUMMARIZE parse as SELECT.
@@ -32,18 +34,87 @@ def _quote(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
+def umask() -> int:
+    """The process's umask, read without changing it (other threads may be creating files)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # no /proc: the classic swap, briefly
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a plain ``open()`` would give a new file: what every file of the store gets."""
+    return 0o666 & ~umask()
+
+
+def dir_mode() -> int:
+    return 0o777 & ~umask()
+
+
 def write_parquet_atomic(table: pa.Table, path: Path) -> None:
     """Write ``table`` to ``path`` so that readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Not *.parquet: the views' globs must never see a half-written file.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
-    os.close(fd)
+    with writing(path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Not *.parquet: the views' globs must never see a half-written file.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+        # mkstemp makes the file private (0600); a part must be readable like any other file
+        # of the store, e.g. by the account that serves the web view.
+        os.fchmod(fd, file_mode())
+        os.close(fd)
+        try:
+            pq.write_table(table, tmp, compression="zstd")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def part_problem(table: str, path: Path) -> tuple[str, str] | None:
+    """Why a catalog part cannot serve its table, from its footer: (kind, reason), or None when it can.
+
+    Kinds: ``permission`` (this account may not read it: nothing is damaged),
+    ``unreadable`` (not Parquet), ``schema`` (it lacks the table's first column
+    or holds a known column with another type). Trailing columns a part lacks are
+    fine (written before they were added), and so are columns this version does
+    not know (written by a newer one).
+    """
     try:
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        schema = pq.read_schema(path)
+    except PermissionError:
+        return "permission", "permission denied"
+    except FileNotFoundError:
+        return None  # replaced or removed since it was listed
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        return "unreadable", arrow_reason(exc, path)
+    return schema_problem(table, schema)
+
+
+def arrow_reason(exc: BaseException, path: Path) -> str:
+    """Arrow's reason a Parquet file does not read, without the path it repeats."""
+    text = _one_line(exc).replace(f"Could not open Parquet input source '{path}': ", "")
+    return text.replace(str(path), "the file") or type(exc).__name__
+
+
+def schema_problem(table: str, schema: pa.Schema) -> tuple[str, str] | None:
+    """("schema", why) when a part's schema cannot serve ``table`` (see :func:`part_problem`), else None."""
+    expected = TABLES[table]
+    first = expected.field(0).name
+    if first not in schema.names:
+        return "schema", f"lacks the column {first}"
+    wrong = [
+        f"{f.name} is {schema.field(f.name).type}, not {f.type}"
+        for f in expected
+        if f.name in schema.names and not schema.field(f.name).type.equals(f.type)
+    ]
+    if wrong:
+        return "schema", "; ".join(wrong)
+    return None
 
 
 def to_arrow(table_name: str, rows: pa.Table | Iterable[dict[str, Any]]) -> pa.Table:
@@ -87,7 +158,9 @@ class Catalog:
         write_parquet_atomic(to_arrow(table, rows), self.part_path(table, part))
 
     def delete(self, table: str, part: str) -> None:
-        self.part_path(table, part).unlink(missing_ok=True)
+        path = self.part_path(table, part)
+        with writing(path.parent):
+            path.unlink(missing_ok=True)
 
     def has_part(self, table: str, part: str) -> bool:
         return self.part_path(table, part).exists()
@@ -99,9 +172,14 @@ class Catalog:
             return pq.read_table(path)
         except FileNotFoundError:
             return None
+        except PermissionError as exc:
+            raise StoreError(
+                f"catalog file {path} is not readable by this account: run as the store's owner, "
+                "or let this account read the store (chmod -R a+rX)"
+            ) from exc
         except (pa.ArrowInvalid, OSError) as exc:
             raise StoreCorrupt(
-                f"catalog file {path} is unreadable ({exc}); run `bertsecrets check` to see what else is affected"
+                f"catalog file {path} is unreadable ({_one_line(exc)}); run `bertsecrets check --repair`"
             ) from exc
 
     def fingerprint(self, tables: Iterable[str] | None = None) -> dict[str, tuple]:
@@ -138,8 +216,7 @@ class Catalog:
             empty = False
         else:
             # A store from before this table existed: an empty, typed view until a part appears.
-            columns = ", ".join(f"CAST(NULL AS {_duck_type(f.type)}) AS {f.name}" for f in TABLES[name])
-            source = f"(SELECT {columns} LIMIT 0)"
+            source = f"(SELECT {_typed_columns(name, 'NULL')} LIMIT 0)"
             empty = True
         return f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {source}", empty
 
@@ -153,32 +230,84 @@ class Catalog:
         The views' globs are expanded at every query, so rows written later are
         seen without reconnecting. Connections are not thread-safe: one per thread.
         """
-        return self._connect(set())
+        return self._connect(_Views())
 
-    def _connect(self, empty: set[str]) -> duckdb.DuckDBPyConnection:
+    def _connect(self, views: "_Views") -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(":memory:")
         for name in TABLES:
-            self._create_view(con, name, empty)
+            self._create_view(con, name, views)
         return con
 
-    def _create_view(self, con: duckdb.DuckDBPyConnection, name: str, empty: set[str]) -> None:
+    def _create_view(self, con: duckdb.DuckDBPyConnection, name: str, views: "_Views") -> None:
+        """The table's view; for a table with a bad part, a view that fails with a message naming it.
+
+        DuckDB binds a view when it is created, reading the footer of every part
+        of the table: one bad part would fail the connection and every query with it.
+        A broken table instead gets a view of the right columns that raises its
+        message when read, and the other tables keep working.
+        """
         statement, is_empty = self._view(name)
         try:
             con.execute(statement)
+            why = None if is_empty else self._type_mismatch(con, name)
         except duckdb.Error as exc:
-            raise StoreCorrupt(f"catalog table {name} is unreadable: {_one_line(exc)}; run `bertsecrets check`") from exc
-        (empty.add if is_empty else empty.discard)(name)
+            why = _one_line(exc)
+        if why is not None:
+            message = self.broken_table_message(name, why)
+            con.execute(f"CREATE OR REPLACE VIEW {name} AS {_failing_select(name, message)}")
+            views.broken[name] = self.fingerprint([name])[name]
+        else:
+            views.broken.pop(name, None)
+        (views.empty.add if is_empty else views.empty.discard)(name)
+
+    def _type_mismatch(self, con: duckdb.DuckDBPyConnection, name: str) -> str | None:
+        """Why the view's column types differ from the table's (a part of another schema), or None."""
+        have = {r[0]: r[1] for r in con.execute(f"DESCRIBE {name}").fetchall()}
+        want = {r[0]: r[1] for r in con.execute(f"DESCRIBE (SELECT {_typed_columns(name, 'NULL')})").fetchall()}
+        wrong = [f"{column} is {have[column]}, not {kind}" for column, kind in want.items()
+                 if column in have and have[column] != kind]
+        return "; ".join(wrong) or None
+
+    def broken_parts(self, name: str) -> list[tuple[Path, str, str]]:
+        """The parts of a table that cannot serve it: (path, kind, reason); footers only, so cheap."""
+        out = []
+        for path in sorted((self.tables_dir / name).glob("*.parquet")):
+            problem = part_problem(name, path)
+            if problem is not None:
+                out.append((path, *problem))
+        return out
+
+    def broken_table_message(self, name: str, why: str) -> str:
+        """One line naming the bad part(s) of a table and what to do."""
+        bad = self.broken_parts(name)
+        if not bad:
+            return f"catalog table {name} cannot be read ({why}); run `bertsecrets check --repair`"
+        says = {"permission": "is not readable by this account", "unreadable": "is unreadable", "schema": "has the wrong schema"}
+        shown = "; ".join(f"{path} {says[kind]}" + ("" if kind == "permission" else f" ({reason})")
+                          for path, kind, reason in bad[:3])
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        if all(kind == "permission" for _, kind, _ in bad):
+            return (f"catalog table {name} cannot be read: {shown}{more}; "
+                    "run as the store's owner, or let this account read the store (chmod -R a+rX)")
+        return f"catalog table {name} cannot be read: {shown}{more}; run `bertsecrets check --repair`"
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         con = getattr(self._local, "con", None)
         if con is None:
-            self._local.empty = set()
-            con = self._local.con = self._connect(self._local.empty)
+            self._local.views = _Views()
+            con = self._local.con = self._connect(self._local.views)
         else:
+            views = self._local.views
             # A table that had no parts when the views were made gets its real view once it has.
-            for name in list(self._local.empty):
+            for name in list(views.empty):
                 if any((self.tables_dir / name).glob("*.parquet")):
-                    self._create_view(con, name, self._local.empty)
+                    self._create_view(con, name, views)
+            # A broken table gets its real view back once its parts change (repaired).
+            if views.broken:
+                now = self.fingerprint(views.broken)
+                for name, token in list(views.broken.items()):
+                    if now[name] != token:
+                        self._create_view(con, name, views)
         return con
 
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
@@ -207,7 +336,7 @@ class Catalog:
             relation = con.sql(statements[-1].query, params=params if len(statements) == 1 else None)
             table = relation.to_arrow_table() if relation is not None else pa.table({})
         except (duckdb.IOException, duckdb.InvalidInputException) as exc:
-            raise StoreCorrupt(f"catalog unreadable: {_one_line(exc)}; run `bertsecrets check`") from exc
+            raise StoreCorrupt(unreadable_message(exc)) from exc
         except duckdb.Error as exc:
             raise SQLError(f"SQL error: {_one_line(exc)}") from exc
         return table
@@ -218,6 +347,50 @@ class Catalog:
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
+
+
+@dataclass
+class _Views:
+    """What one connection's views are: tables with no parts yet, and broken tables with the
+    fingerprint of their parts when the view was made."""
+
+    empty: set[str] = field(default_factory=set)
+    broken: dict[str, tuple] = field(default_factory=dict)
+
+
+def _typed_columns(name: str, value: str) -> str:
+    return ", ".join(f"CAST({value} AS {_duck_type(f.type)}) AS {f.name}" for f in TABLES[name])
+
+
+def _failing_select(name: str, message: str) -> str:
+    """A SELECT with the table's columns that raises ``message`` when any row or column is read.
+
+    Every column and the filter call error(): the optimizer cannot fold a column
+    to a constant and skip it, so a filtered or counted query fails too instead of
+    answering from no rows.
+    """
+    fail = "error(" + _sql_string(message) + ")"
+    return f"SELECT {_typed_columns(name, fail)} FROM range(1) WHERE {fail} IS NULL"
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+_PART_PATH = re.compile(r"['\"]?(/[^'\"]*?/tables/[^/'\"]+/[^/'\"]+\.parquet)['\"]?")
+
+
+def unreadable_message(exc: BaseException) -> str:
+    """One line for a query that failed on a catalog file: the broken table's own message, or the file."""
+    text = _one_line(exc)
+    prefix = "Invalid Input Error: "
+    if text.startswith(prefix + "catalog table "):
+        return text[len(prefix):]
+    found = _PART_PATH.search(text)
+    if found:
+        reason = text.replace(found.group(0), "").strip(" :")
+        return f"catalog file {found.group(1)} is unreadable ({reason}); run `bertsecrets check --repair`"
+    return f"catalog unreadable: {text}; run `bertsecrets check --repair`"
 
 
 _DUCK_TYPES = {

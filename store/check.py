@@ -1,161 +1,591 @@
-"""`bertsecrets check`: does every catalog row have its artifact, and every artifact its row?"""
+"""`bertsecrets check`: every problem of a store named in one pass, and the invalidation `--repair` starts from.
+
+:func:`check_store` reads every catalog part of every table, every finished
+run's weights and rows, and every finished map set chunk by chunk, and
+returns one :class:`Problem` per damaged thing (it never stops at the first).
+
+:func:`invalidate` then removes exactly what is damaged and marks what
+depended on it as not done, in the terms the ingest already uses to decide
+what to do, so that the ingest of each affected run recomputes it and
+nothing else:
+
+- a run's record: status ``damaged`` (the ingest redoes runs not ``done``);
+- its weights: the folder removed (the run fine-tunes again);
+- a catalog part: removed (its step writes it again);
+- a map chunk: the example dropped from the map set's progress record and
+  the map set's catalog rows set back to ``running`` (extraction resumes
+  with that example only);
+- an analysis: its row dropped from the run's ``analyses`` part (the step
+  is no longer up to date).
+"""
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bertsecrets.store.catalog import arrow_reason, schema_problem
 from bertsecrets.store.errors import StoreError
 from bertsecrets.store.maps import MAX_ABS_ERROR, MapReader
 from bertsecrets.store.schema import TABLES
-from bertsecrets.store.store import Store
+from bertsecrets.store.store import DAMAGED, Store, manifest_mismatch, read_manifest
 
 TRAINED = ("finetuned", "random_init")
+ROLES = ("pretrained", "finetuned")
+
+#: The catalog parts each step of the analyses writes for a run ("{run}": its id), as
+#: ingest/analyses/driver.py writes them; a step recorded as done in ``analyses`` must have them all.
+ANALYSIS_PARTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "maps": (("head_stats", "{run}"), ("feature_attention", "{run}"), ("cls_attention", "{run}"),
+             ("head_change", "{run}"), ("relation_heads", "{run}-spacy"), ("map_classes", "{run}-rules"),
+             ("class_shares", "{run}-rules")),
+    "classes": (("classifiers", "{run}"), ("map_classes", "{run}-classifier"), ("class_shares", "{run}-classifier")),
+    "framenet": (("relation_heads", "{run}-framenet"),),
+}
+#: The tables the head-disabling step writes, one part per fine-tuned run each.
+ABLATION_TABLES = ("ablation", "head_importance", "pruning")
+
+# -- kinds of problem ----------------------------------------------------------------
+PART_UNREADABLE = "part_unreadable"  # a catalog part that is not Parquet or does not decode
+PART_SCHEMA = "part_schema"  # a catalog part whose columns do not fit its table
+PART_MISSING = "part_missing"  # a catalog part a finished step must have written
+PART_ROWS = "part_rows"  # a catalog part with the wrong rows (duplicates, too few)
+NOT_READABLE = "not_readable"  # a file this account may not read: nothing to recompute
+RUN_DAMAGED = "run_damaged"  # a run marked for recomputing whose ingest has not run yet
+MAPS_UNFINISHED = "maps_unfinished"  # a finished run whose map set is not done
+WEIGHTS = "weights"  # fine-tuned weights missing, or not what was written
+MAP_SET = "map_set"  # a map set missing, unreadable, or of the wrong shape
+CHUNK_MISSING = "chunk_missing"
+CHUNK_EMPTY = "chunk_empty"
+CHUNK_UNDECODABLE = "chunk_undecodable"
+CHUNK_VALUES = "chunk_values"  # decodes, but rows do not sum to 1 or padding is not zero
+ANALYSIS_STALE = "analysis_stale"  # an analysis step without its record
+CATALOG_FILE = "catalog_file"  # catalog.duckdb missing, unreadable or pointing at another store
+
+CHUNK_KINDS = (CHUNK_MISSING, CHUNK_EMPTY, CHUNK_UNDECODABLE, CHUNK_VALUES)
+_RUN_ID = re.compile(r"^(run-[0-9a-f]{16})")
 
 
-def _lock_free(store: Store, run_id: str) -> bool:
-    path = store.root / "locks" / f"{run_id}.lock"
-    if not path.exists():
+@dataclass(frozen=True)
+class Problem:
+    """One damaged thing: what kind, where, and a line that says it."""
+
+    kind: str
+    message: str
+    path: Path | None = None
+    table: str | None = None
+    part: str | None = None
+    run_id: str | None = None
+    map_id: str | None = None
+    example: int | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+    @property
+    def repairable(self) -> bool:
+        """Whether recomputing can mend it: people's labels and unreadable files cannot be."""
+        return self.kind != NOT_READABLE and self.table != "labels"
+
+
+def run_of_part(part: str) -> str | None:
+    found = _RUN_ID.match(part)
+    return found.group(1) if found else None
+
+
+# -- checking -------------------------------------------------------------------------
+
+
+def _lock_free(store: Store, name: str) -> bool:
+    path = store.root / "locks" / f"{name}.lock"
+    try:
+        fd = os.open(path, os.O_RDONLY)  # flock needs no write access: works on a read-only store
+    except FileNotFoundError:
         return True
-    with open(path, "a+") as fh:
+    except PermissionError:
+        return True  # unreadable lock file: nobody here can be writing
+    try:
+        import fcntl
+
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             return False
-        fcntl.flock(fh, fcntl.LOCK_UN)
-    return True
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return True
+    finally:
+        os.close(fd)
 
 
-def check_store(store: Store, deep: bool = False) -> tuple[list[str], list[str]]:
-    """(problems, notes): problems mean the store and catalog disagree; notes are harmless."""
-    problems: list[str] = []
-    notes: list[str] = []
-    cat = store.catalog
+@dataclass
+class _Catalog:
+    """What the check read from the catalog parts: which exist, and the rows it needs."""
 
-    # 1. Every catalog part is a readable Parquet file with its table's columns.
-    readable: dict[tuple[str, str], bool] = {}
-    for table, schema in TABLES.items():
-        for part in cat.parts(table):
-            path = cat.part_path(table, part)
-            try:
-                names = set(pq.read_schema(path).names)
-                missing = [f.name for f in schema if f.name not in names]
-                if missing and table in ("runs", "maps", "examples", "tokens"):
-                    problems.append(f"{path}: lacks column(s) {', '.join(missing)}")
-                readable[(table, part)] = True
-            except Exception as exc:
-                problems.append(f"{path}: unreadable Parquet ({type(exc).__name__}); delete it and rerun the ingest that made it")
-                readable[(table, part)] = False
-    if problems:
-        return problems, notes
+    present: dict[str, set[str]] = field(default_factory=dict)  # table -> parts on disk, readable or not
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    maps: list[dict[str, Any]] = field(default_factory=list)
+    analyses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    examples: dict[str, tuple[int, int]] = field(default_factory=dict)  # run -> (rows, distinct examples)
+    lengths: dict[str, dict[int, int]] = field(default_factory=dict)  # run -> example -> tokens
+
+
+class _Checker:
+    def __init__(self, store: Store, deep: bool) -> None:
+        self.store, self.deep = store, deep
+        self.problems: list[Problem] = []
+        self.notes: list[str] = []
+
+    def add(self, kind: str, message: str, **where: Any) -> None:
+        self.problems.append(Problem(kind, message, **where))
+
+    # 1. Every part of every table: readable Parquet, with its table's columns.
+    def parts(self) -> _Catalog:
+        cat = _Catalog()
+        for table in TABLES:
+            cat.present[table] = set()
+            for path in sorted((self.store.catalog.tables_dir / table).glob("*.parquet")):
+                part = path.stem
+                cat.present[table].add(part)
+                where = dict(path=path, table=table, part=part, run_id=run_of_part(part))
+                try:
+                    data = pq.read_table(path)  # every page, so a damaged page is found too
+                except FileNotFoundError:
+                    continue  # replaced while we looked: a writer is at work
+                except PermissionError:
+                    self.add(NOT_READABLE, f"{path}: not readable by this account (run as the store's owner, "
+                                           "or let it read the store: chmod -R a+rX)", **where)
+                    continue
+                except (pa.ArrowException, OSError, ValueError) as exc:
+                    self.add(PART_UNREADABLE, f"{path}: unreadable Parquet ({arrow_reason(exc, path)})", **where)
+                    continue
+                wrong = schema_problem(table, data.schema)
+                if wrong is not None:
+                    self.add(PART_SCHEMA, f"{path}: wrong schema for table {table} ({wrong[1]})", **where)
+                    continue
+                self._keep(cat, table, part, data)
+        return cat
+
+    @staticmethod
+    def _keep(cat: _Catalog, table: str, part: str, data: pa.Table) -> None:
+        if table == "runs":
+            for row in data.to_pylist():
+                cat.runs[row["run_id"]] = row
+        elif table == "maps":
+            cat.maps += data.to_pylist()
+        elif table == "analyses" and part != "_schema":
+            cat.analyses[part] = data.to_pylist()
+        elif table == "examples" and part != "_schema":
+            examples = data.column("example").to_numpy(zero_copy_only=False)
+            cat.examples[part] = (len(examples), len(np.unique(examples)))
+        elif table == "tokens" and part != "_schema":
+            examples, counts = np.unique(data.column("example").to_numpy(zero_copy_only=False), return_counts=True)
+            cat.lengths[part] = dict(zip(examples.tolist(), counts.tolist()))
 
     # 2. Runs: what a finished run must have.
-    try:
-        runs = store.rows("SELECT * FROM runs")
-        maps = store.rows("SELECT * FROM maps")
-        example_counts = {r["run_id"]: r for r in store.rows(
-            "SELECT run_id, count(*) AS n, count(DISTINCT example) AS distinct_n FROM examples GROUP BY run_id")}
-    except StoreError as exc:
-        return [str(exc)], notes
-    maps_by_run: dict[str, dict[str, dict]] = {}
-    for m in maps:
-        maps_by_run.setdefault(m["run_id"], {})[m["role"]] = m
-    for run in runs:
-        rid, status = run["run_id"], run["status"]
-        label = f"run {rid} ({run['task']}, {run['setup']})"
-        if status != "done":
-            if _lock_free(store, rid):
-                notes.append(f"{label} stopped while {run['stage'] or 'starting'} ({status}); the same ingest resumes it")
-            else:
-                notes.append(f"{label} is being written now ({run['stage']})")
-            continue
-        if run["setup"] in TRAINED:
-            folder = store.model_dir(rid)
-            weights = sorted(folder.glob("*.safetensors"))
-            if not (folder / "config.json").exists() or not weights:
-                problems.append(f"{label}: fine-tuned weights missing from {folder}")
-            else:
-                try:
-                    from safetensors import safe_open
+    def runs(self, cat: _Catalog) -> set[str]:
+        """Check every run; returns the finished ones (whose map sets and analyses are checked next)."""
+        finished = set()
+        part_path = self.store.catalog.part_path
+        maps_by_run: dict[str, dict[str, dict]] = {}
+        for m in cat.maps:
+            maps_by_run.setdefault(m["run_id"], {})[m["role"]] = m
+        for rid, run in sorted(cat.runs.items()):
+            label = f"run {rid} ({run['task']}, {run['setup']})"
+            status = run["status"]
+            if status == DAMAGED:
+                self.add(RUN_DAMAGED, f"{label} was marked for recomputing ({run['error']}); "
+                                      "`bertsecrets check --repair` or its ingest recomputes it", run_id=rid)
+                continue
+            if status != "done":
+                if _lock_free(self.store, rid):
+                    self.notes.append(f"{label} stopped while {run['stage'] or 'starting'} ({status}); "
+                                      "the same ingest resumes it")
+                else:
+                    self.notes.append(f"{label} is being written now ({run['stage']})")
+                continue
+            finished.add(rid)
+            if run["setup"] in TRAINED:
+                self.weights(rid, label)
+                if rid not in cat.present["train_log"]:
+                    self.add(PART_MISSING, f"{label}: its training log is missing from the catalog "
+                                           f"({part_path('train_log', rid)})",
+                             path=part_path("train_log", rid), table="train_log", part=rid, run_id=rid)
+            if rid not in cat.present["examples"]:
+                self.add(PART_MISSING, f"{label}: no dev predictions in the catalog (examples): "
+                                       f"{part_path('examples', rid)} is missing",
+                         path=part_path("examples", rid), table="examples", part=rid, run_id=rid)
+            elif rid in cat.examples:
+                n, distinct = cat.examples[rid]
+                where = dict(path=part_path("examples", rid), table="examples", part=rid, run_id=rid)
+                if n != distinct:
+                    self.add(PART_ROWS, f"{label}: {n - distinct} duplicated example rows in {where['path']}", **where)
+                elif run["dev_examples"] is not None and distinct != run["dev_examples"]:
+                    self.add(PART_ROWS, f"{label}: {distinct} dev predictions in {where['path']}, "
+                                        f"expected {run['dev_examples']}", **where)
+            if run["setup"] == "finetuned":
+                if rid not in cat.present["tokens"]:
+                    self.add(PART_MISSING, f"{label}: its word pieces are missing from the catalog (tokens): "
+                                           f"{part_path('tokens', rid)}",
+                             path=part_path("tokens", rid), table="tokens", part=rid, run_id=rid)
+                for role in ROLES:
+                    part = f"{rid}-{role}"
+                    m = maps_by_run.get(rid, {}).get(role)
+                    if m is None and part not in cat.present["maps"]:
+                        self.add(PART_MISSING, f"{label}: its {role} maps are missing from the catalog: "
+                                               f"{part_path('maps', part)}",
+                                 path=part_path("maps", part), table="maps", part=part, run_id=rid)
+                    elif m is not None and m["status"] != "done":
+                        self.add(MAPS_UNFINISHED, f"{label}: {role} maps not finished in the catalog "
+                                                  f"({part_path('maps', part)})",
+                                 path=part_path("maps", part), table="maps", part=part, run_id=rid, map_id=m["map_id"])
+        return finished
 
-                    with safe_open(str(weights[0]), framework="numpy") as fh:
-                        fh.keys()
-                except Exception:
-                    problems.append(f"{label}: {weights[0]} is unreadable")
-        counts = example_counts.get(rid)
-        if counts is None:
-            problems.append(f"{label}: no dev predictions in the catalog (examples)")
-        else:
-            if counts["n"] != counts["distinct_n"]:
-                problems.append(f"{label}: {counts['n'] - counts['distinct_n']} duplicated example rows")
-            if run["dev_examples"] is not None and counts["distinct_n"] != run["dev_examples"]:
-                problems.append(f"{label}: {counts['distinct_n']} dev predictions, expected {run['dev_examples']}")
-        if run["setup"] == "finetuned":
-            for role in ("pretrained", "finetuned"):
-                m = maps_by_run.get(rid, {}).get(role)
-                if m is None or m["status"] != "done":
-                    problems.append(f"{label}: {role} maps not finished in the catalog")
+    def weights(self, rid: str, label: str) -> None:
+        folder = self.store.model_dir(rid)
+        weights = sorted(folder.glob("*.safetensors"))
+        if not (folder / "config.json").exists() or not weights:
+            self.add(WEIGHTS, f"{label}: fine-tuned weights missing from {folder}", path=folder, run_id=rid)
+            return
+        try:
+            manifest = read_manifest(folder)
+        except (OSError, ValueError, KeyError):
+            manifest = None
+            self.add(WEIGHTS, f"{label}: {folder / 'bertsecrets-manifest.json'} is damaged", path=folder, run_id=rid)
+        if manifest is not None:
+            for line in manifest_mismatch(folder, manifest, hashes=self.deep):
+                self.add(WEIGHTS, f"{label}: {line}", path=folder, run_id=rid)
+        for path in weights:
+            why = safetensors_problem(path, self.deep)
+            if why is not None:
+                self.add(WEIGHTS, f"{label}: {path} is damaged ({why})", path=path, run_id=rid)
 
-    # 3. Map sets: files present, shapes as the catalog and the tokens say.
-    token_lengths = {
-        (r["run_id"], r["example"]): r["n"]
-        for r in store.rows("SELECT run_id, example, count(*) AS n FROM tokens GROUP BY run_id, example")
-    }
-    referenced = set()
-    for m in maps:
-        referenced.add(m["map_id"])
-        if m["status"] != "done":
-            continue
-        where = f"{m['role']} maps of run {m['run_id']} ({m['map_id']})"
-        path = store.maps_path(m["map_id"])
+    # 3. Map sets: present, readable, the shapes the catalog and tokens say, every chunk.
+    def map_sets(self, cat: _Catalog, finished: set[str]) -> set[str]:
+        referenced = {m["map_id"] for m in cat.maps}
+        seen = set()
+        for m in sorted(cat.maps, key=lambda r: (r["map_id"], r["run_id"])):
+            if m["status"] != "done" or m["map_id"] in seen or m["run_id"] not in finished:
+                continue
+            seen.add(m["map_id"])
+            self.map_set(m, cat.lengths.get(m["run_id"], {}))
+        return referenced
+
+    def map_set(self, m: dict[str, Any], lengths: dict[int, int]) -> None:
+        map_id, rid = m["map_id"], m["run_id"]
+        where = f"{m['role']} maps of run {rid} ({map_id})"
+        ids = dict(run_id=rid, map_id=map_id)
+        path = self.store.maps_path(map_id)
         if not path.exists():
-            problems.append(f"{where}: {path} is missing")
-            continue
+            self.add(MAP_SET, f"{where}: {path} is missing", path=path, **ids)
+            return
         try:
             reader = MapReader(path)
         except StoreError as exc:
-            problems.append(f"{where}: {exc}")
-            continue
+            self.add(MAP_SET, f"{where}: {exc}", path=path, **ids)
+            return
         if len(reader) != m["n_examples"]:
-            problems.append(f"{where}: {len(reader)} examples stored, catalog says {m['n_examples']}")
-        bad_len = [e for e in range(len(reader)) if token_lengths.get((m["run_id"], e)) not in (None, int(reader.lengths[e]))]
-        if bad_len:
-            problems.append(f"{where}: lengths disagree with the tokens table for {len(bad_len)} examples (first: {bad_len[0]})")
-        stored = reader.stored_rows()
-        missing = sum(len(set(range(reader.arrays[b].shape[0])) - rows) for b, rows in stored.items())
-        if missing:
-            problems.append(f"{where}: {missing} example chunk(s) missing on disk")
-        elif deep:
-            problems.extend(_deep_check(reader, where))
-    # 4. Leftovers that do no harm.
-    maps_dir = store.root / "maps"
-    if maps_dir.is_dir():
-        for path in sorted(maps_dir.glob("*.zarr")):
-            if path.name[: -len(".zarr")] not in referenced:
-                notes.append(f"{path.name}: a map set no run refers to (left by an interrupted or changed ingest)")
-    leftovers = [p for p in store.root.rglob(".tmp-*")]
-    if leftovers:
-        notes.append(f"{len(leftovers)} temporary file(s) from interrupted writes (removed by the next ingest)")
-    return problems, notes
+            self.add(MAP_SET, f"{where}: {len(reader)} examples stored in {path}, the catalog says {m['n_examples']}",
+                     path=path, **ids)
+            return
+        bad = [e for e in range(len(reader)) if lengths.get(e) not in (None, int(reader.lengths[e]))]
+        if bad:
+            self.add(MAP_SET, f"{where}: lengths in {path} disagree with the tokens table for {len(bad)} "
+                              f"example(s) (first: {bad[0]})", path=path, **ids)
+            return
+        whole = []
+        for e in range(len(reader)):
+            chunk = reader.chunk_path(e)
+            try:
+                size = chunk.stat().st_size
+            except FileNotFoundError:
+                self.add(CHUNK_MISSING, f"{where}: example {e} is missing: no chunk {chunk}", path=chunk, example=e, **ids)
+                continue
+            if size == 0:
+                self.add(CHUNK_EMPTY, f"{where}: example {e}: chunk {chunk} is empty (0 bytes)", path=chunk, example=e, **ids)
+                continue
+            if not os.access(chunk, os.R_OK):
+                self.add(NOT_READABLE, f"{chunk}: not readable by this account (run as the store's owner, "
+                                       "or let it read the store: chmod -R a+rX)", path=chunk, example=e, **ids)
+                continue
+            whole.append(e)
+        if self.deep:
+            self.chunks(reader, whole, where, ids)
 
-
-def _deep_check(reader: MapReader, where: str) -> list[str]:
-    """Read everything: each real row sums to 1 (within quantisation), padding is zero."""
-    out: list[str] = []
-    tol = MAX_ABS_ERROR[reader.precision]
-    for examples, data in reader.iter_buckets():
-        for i, e in enumerate(examples):
+    def chunks(self, reader: MapReader, examples: list[int], where: str, ids: dict[str, str]) -> None:
+        """Decode every chunk of ``examples``: each real row sums to 1 (within quantisation), padding is zero."""
+        tol = MAX_ABS_ERROR[reader.precision]
+        for e in examples:
+            chunk = reader.chunk_path(e)
+            try:
+                maps = reader.chunk(e)
+            except Exception as exc:  # whatever the codecs raise for bytes that are not theirs
+                reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+                self.add(CHUNK_UNDECODABLE, f"{where}: example {e}: chunk {chunk} does not decode ({reason})",
+                         path=chunk, example=e, **ids)
+                continue
             length = int(reader.lengths[e])
-            maps = data[i]
             sums = maps[:, :, :length, :length].sum(-1)
             if np.abs(sums - 1).max() > length * tol + 1e-3:
-                out.append(f"{where}: example {e} has attention rows that do not sum to 1")
-            if maps[:, :, length:, :].any() or maps[:, :, :, length:].any():
-                out.append(f"{where}: example {e} has non-zero padding")
-        if len(out) > 20:
-            break
-    return out
+                self.add(CHUNK_VALUES, f"{where}: example {e}: chunk {chunk} holds attention rows that do not sum to 1",
+                         path=chunk, example=e, **ids)
+            elif maps[:, :, length:, :].any() or maps[:, :, :, length:].any():
+                self.add(CHUNK_VALUES, f"{where}: example {e}: chunk {chunk} has non-zero padding",
+                         path=chunk, example=e, **ids)
+
+    # 4. The analyses and the head-disabling step of every finished fine-tuned run.
+    def post_steps(self, cat: _Catalog, finished: set[str]) -> None:
+        part_path = self.store.catalog.part_path
+        for rid in sorted(finished):
+            run = cat.runs[rid]
+            if run["setup"] != "finetuned":
+                continue
+            label = f"run {rid} ({run['task']}, {run['setup']})"
+            if rid in cat.analyses:
+                steps = {r["step"]: r for r in cat.analyses[rid]}
+                for step in ANALYSIS_PARTS:
+                    if step not in steps:
+                        self.add(ANALYSIS_STALE, f"{label}: the {step} analysis has no record in "
+                                                 f"{part_path('analyses', rid)}: it must be recomputed",
+                                 path=part_path("analyses", rid), table="analyses", part=rid, run_id=rid)
+                for step, row in sorted(steps.items()):
+                    if row["status"] != "done":
+                        continue
+                    for table, part in analysis_parts(step, rid):
+                        if part not in cat.present[table]:
+                            self.add(PART_MISSING, f"{label}: {table} rows of the {step} analysis are missing "
+                                                   f"({part_path(table, part)})",
+                                     path=part_path(table, part), table=table, part=part, run_id=rid)
+            elif rid not in cat.present["analyses"]:
+                self.notes.append(f"{label}: not analysed yet; its ingest (or `bertsecrets analyze`) analyses it")
+            have = [t for t in ABLATION_TABLES if rid in cat.present[t]]
+            if not have:
+                self.notes.append(f"{label}: heads not disabled yet; its ingest (or `bertsecrets ablate`) does it")
+            for table in ABLATION_TABLES:
+                if have and table not in have:
+                    self.add(PART_MISSING, f"{label}: {table} rows of the head-disabling step are missing "
+                                           f"({part_path(table, rid)})",
+                             path=part_path(table, rid), table=table, part=rid, run_id=rid)
+
+    # 5. The DuckDB file for other clients, and harmless leftovers.
+    def catalog_file(self) -> None:
+        why = self.store.duckdb_file_problem()
+        if why is not None:
+            self.add(CATALOG_FILE, why, path=self.store.duckdb_path)
+
+    def leftovers(self, referenced: set[str]) -> None:
+        maps_dir = self.store.root / "maps"
+        if maps_dir.is_dir():
+            for path in sorted(maps_dir.glob("*.zarr")):
+                if path.name[: -len(".zarr")] not in referenced:
+                    self.notes.append(f"{path.name}: a map set no run refers to (left by an interrupted or changed ingest)")
+        leftovers = list(self.store.root.rglob(".tmp-*"))
+        if leftovers:
+            self.notes.append(f"{len(leftovers)} temporary file(s) from interrupted writes (removed by the next ingest)")
 
 
-__all__ = ["check_store"]
+def analysis_parts(step: str, run_id: str) -> list[tuple[str, str]]:
+    """The (table, part) an analysis step writes for a run; a user's relations file (``jsonl-...``) writes one part."""
+    if step in ANALYSIS_PARTS:
+        return [(table, part.format(run=run_id)) for table, part in ANALYSIS_PARTS[step]]
+    if step.startswith("jsonl"):
+        return [("relation_heads", f"{run_id}-{step}")]
+    return []
+
+
+def safetensors_problem(path: Path, deep: bool) -> str | None:
+    """Why a safetensors file would not load, or None: its header and size (the safetensors
+    library checks that the header covers the file exactly); ``deep`` reads every tensor too,
+    and finds non-finite values in float ones."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as fh:
+            names = list(fh.keys())
+            if not deep:
+                return None
+            for name in names:
+                tensor = fh.get_tensor(name)
+                if tensor.dtype.kind == "f" and not np.isfinite(tensor).all():
+                    return f"tensor {name} holds NaN or infinite values"
+    except PermissionError:
+        return "not readable by this account"
+    except (SafetensorError, OSError, ValueError, TypeError) as exc:
+        return " ".join(str(exc).split()) or type(exc).__name__
+    return None
+
+
+def check_store(store: Store, deep: bool = False) -> tuple[list[Problem], list[str]]:
+    """(problems, notes) of a store, all of them in one pass; notes are harmless.
+
+    Without ``deep``, chunks are checked by existence and size and weights by their
+    header and size; ``deep`` decodes every chunk and weights file and compares the
+    weights with the sha256 recorded when they were written.
+    """
+    checker = _Checker(store, deep)
+    cat = checker.parts()
+    finished = checker.runs(cat)
+    referenced = checker.map_sets(cat, finished)
+    checker.post_steps(cat, finished)
+    checker.catalog_file()
+    checker.leftovers(referenced)
+    return checker.problems, checker.notes
+
+
+# -- invalidating ------------------------------------------------------------------------
+
+
+@dataclass
+class Invalidation:
+    """What :func:`invalidate` did: the runs whose ingest must run, and what no ingest can redo."""
+
+    runs: set[str] = field(default_factory=set)  # runs whose ingest recomputes what was removed
+    lost: set[str] = field(default_factory=set)  # runs whose record was unreadable and is removed
+    manual: list[str] = field(default_factory=list)  # one line each: what to do by hand
+
+
+def part_owner(table: str, part: str) -> tuple[str, str | None]:
+    """Which step writes a catalog part: ("run"|"analyses"|"ablation"|"seeds"|"labels"|"schema"|"unknown", analysis step)."""
+    if part == "_schema":
+        return "schema", None
+    if table in ("runs", "examples", "tokens", "train_log", "maps"):
+        return "run", None
+    if table == "analyses":
+        return "analyses", None
+    if table in ABLATION_TABLES:
+        return "ablation", None
+    if table == "ablation_seeds":
+        return "seeds", None
+    if table == "labels":
+        return "labels", None
+    run_id = run_of_part(part)
+    for step in ANALYSIS_PARTS:
+        if run_id and (table, part) in analysis_parts(step, run_id):
+            return "analyses", step
+    if run_id and table == "relation_heads" and part.startswith(f"{run_id}-jsonl"):
+        return "analyses", part[len(run_id) + 1:]
+    return "unknown", None
+
+
+class _Invalidator:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.out = Invalidation()
+        self.damaged: dict[str, str] = {}  # run -> why, marked at the end
+        self.remove_weights: set[str] = set()
+        self.chunks: dict[str, set[int]] = {}  # map set -> examples to redo
+        self.map_sets: set[str] = set()  # map sets to redo whole
+        self.stale_steps: dict[str, set[str]] = {}  # run -> analysis steps whose record goes
+        self.refresh_file = False
+        self.ensure_tables = False
+
+    def part(self, p: Problem, remove: bool) -> None:
+        owner, step = part_owner(p.table, p.part)
+        rid = p.run_id
+        if owner == "labels":
+            self.out.manual.append(f"{p.path}: people's labels cannot be recomputed; restore the file from a backup, "
+                                   "or move it away and `bertsecrets labels import` an export of them")
+            return
+        if owner == "unknown":
+            self.out.manual.append(f"{p.path}: no bertsecrets step writes this part; remove it by hand")
+            return
+        if remove:
+            self.store.catalog.delete(p.table, p.part)
+        if owner == "schema":
+            self.ensure_tables = True
+        elif owner == "seeds":
+            self.out.manual.append(f"{p.path} was removed: `bertsecrets ablate <task> --seeds N` aggregates the seeds again")
+        elif p.table == "runs":
+            self.out.lost.add(rid)
+        elif owner == "run":
+            self.damaged[rid] = p.message
+            if p.table == "train_log":  # only fine-tuning writes the log: train again, to the same weights
+                self.remove_weights.add(rid)
+        elif owner == "analyses":
+            if step is not None:
+                self.stale_steps.setdefault(rid, set()).add(step)
+                if step.startswith("jsonl"):
+                    self.out.manual.append(f"{p.path}: relation heads from a file of yours; "
+                                           f"`bertsecrets analyze {rid} --relations FILE` computes them again")
+            self.out.runs.add(rid)
+        else:  # ablation: its step redoes whatever table of the three is missing
+            self.out.runs.add(rid)
+
+    def problem(self, p: Problem) -> None:
+        if p.kind == NOT_READABLE:
+            self.out.manual.append(p.message)
+        elif p.kind in (PART_UNREADABLE, PART_SCHEMA, PART_ROWS):
+            self.part(p, remove=True)
+        elif p.kind == PART_MISSING:
+            self.part(p, remove=False)
+        elif p.kind in (RUN_DAMAGED, MAPS_UNFINISHED):
+            self.out.runs.add(p.run_id)
+        elif p.kind == WEIGHTS:
+            self.remove_weights.add(p.run_id)
+            self.damaged[p.run_id] = p.message
+        elif p.kind == MAP_SET:
+            self.map_sets.add(p.map_id)
+        elif p.kind in CHUNK_KINDS:
+            self.chunks.setdefault(p.map_id, set()).add(p.example)
+        elif p.kind == ANALYSIS_STALE:
+            self.out.runs.add(p.run_id)
+        elif p.kind == CATALOG_FILE:
+            self.refresh_file = True
+
+    def finish(self) -> Invalidation:
+        store = self.store
+        for rid in sorted(self.remove_weights):
+            with _held(store, rid, f"run {rid}"):
+                store.remove_model(rid)
+        for map_id in sorted(self.map_sets | set(self.chunks)):
+            with _held(store, map_id, f"map set {map_id}"):
+                store.forget_maps(map_id, None if map_id in self.map_sets else sorted(self.chunks[map_id]))
+                self.out.runs.update(store.reopen_maps(map_id))
+        for rid, steps in sorted(self.stale_steps.items()):
+            with _held(store, f"analyses-{rid}", f"the analyses of run {rid}"):
+                table = store.catalog.read_part("analyses", rid)
+                if table is not None:
+                    store.catalog.write("analyses", rid, [r for r in table.to_pylist() if r["step"] not in steps])
+        for rid, why in sorted(self.damaged.items()):
+            with _held(store, rid, f"run {rid}"):
+                store.mark_damaged(rid, why)
+            self.out.runs.add(rid)
+        if self.ensure_tables:
+            store.catalog.ensure_tables()
+        if self.refresh_file:
+            store.refresh_duckdb_file(force=True)
+        self.out.runs -= self.out.lost
+        self.out.runs.discard(None)
+        return self.out
+
+
+@contextlib.contextmanager
+def _held(store: Store, name: str, what: str) -> Iterator[None]:
+    """The lock a writer of ``name`` takes: nothing is invalidated under a running ingest."""
+    with store.lock(name, what):
+        yield
+
+
+def invalidate(store: Store, problems: list[Problem]) -> Invalidation:
+    """Remove exactly what ``problems`` name as damaged and mark what depended on it as not done.
+
+    Afterwards the ingest of each run in ``runs`` (and of the runs whose records
+    were lost, found through another run of the same ingest) recomputes what
+    was removed and nothing else. Files that cannot be recomputed (people's
+    labels) or not read here are left alone and listed in ``manual``.
+    """
+    inv = _Invalidator(store)
+    for problem in problems:
+        inv.problem(problem)
+    return inv.finish()
+
+
+__all__ = ["Problem", "Invalidation", "check_store", "invalidate", "analysis_parts", "part_owner",
+           "safetensors_problem", "ANALYSIS_PARTS", "ABLATION_TABLES"]

@@ -362,6 +362,19 @@ class MapReader:
                 raise StoreCorrupt(f"maps in {self.path} are unreadable ({type(exc).__name__}); run `bertsecrets check`") from exc
             yield examples, data
 
+    def chunk_path(self, e: int) -> Path:
+        """The file holding example ``e``'s maps (every layer and head)."""
+        array = self.arrays[int(self.buckets[e])]
+        return self.path / array.basename / array.metadata.encode_chunk_key((int(self.rows[e]), 0, 0, 0, 0))
+
+    def chunk(self, e: int) -> np.ndarray:
+        """Example ``e``'s whole chunk, attn[layer, head, query, key] padded to its bucket, decoded.
+
+        Raises the decoder's own error for bytes that do not decode (for `bertsecrets check`
+        to name); a missing chunk reads as zeros, as zarr fills it.
+        """
+        return np.asarray(self.arrays[int(self.buckets[e])][int(self.rows[e])], dtype=np.float32)
+
     def stored_rows(self) -> dict[int, set[int]]:
         """Rows that have a chunk file, per bucket (for consistency checks)."""
         out = {}
@@ -371,8 +384,28 @@ class MapReader:
         return out
 
 
+def forget_examples(path: Path, progress_path: Path, examples: list[int]) -> None:
+    """Make a map set's writer redo ``examples`` when it resumes: progress first, then their chunks.
+
+    In that order, an interruption leaves an example listed as not written
+    whose chunk may still be there, which the writer simply overwrites.
+    """
+    try:
+        done = json.loads(progress_path.read_text())["done"]
+    except FileNotFoundError:
+        done = None  # no record: the writer already treats every example as to do
+    if done is not None:
+        drop = set(examples)
+        tmp = progress_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"done": [e for e in done if e not in drop]}))
+        os.replace(tmp, progress_path)
+    reader = MapReader(path)
+    for e in examples:
+        reader.chunk_path(e).unlink(missing_ok=True)
+
+
 def storage_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
 
-__all__ = ["MapWriter", "MapReader", "Batch", "bucket_of", "PRECISIONS", "MAX_ABS_ERROR", "storage_bytes"]
+__all__ = ["MapWriter", "MapReader", "Batch", "bucket_of", "forget_examples", "PRECISIONS", "MAX_ABS_ERROR", "storage_bytes"]

@@ -3,7 +3,8 @@
     <root>/bertsecrets-store.json        marker: format and version
     <root>/catalog.duckdb                views for any DuckDB client (rebuilt when stale)
     <root>/tables/<table>/<part>.parquet the catalog's rows (see store.catalog)
-    <root>/runs/<run_id>/model/          fine-tuned weights (safetensors), config, tokenizer
+    <root>/runs/<run_id>/model/          fine-tuned weights (safetensors), config, tokenizer, and
+                                         bertsecrets-manifest.json (each file's size and sha256)
     <root>/runs/<run_id>/checkpoint.pt   training state while a run trains
     <root>/maps/<map_id>.zarr/           attention maps (see store.maps)
     <root>/locks/                        one lock file per run being written
@@ -15,23 +16,30 @@ import contextlib
 import datetime as dt
 import errno
 import fcntl
+import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import duckdb
 
-from bertsecrets.store.catalog import Catalog
-from bertsecrets.store.errors import NotAStore, StoreCorrupt, StoreError
-from bertsecrets.store.maps import MapReader, MapWriter
-from bertsecrets.store.schema import SCHEMA_VERSION
+from bertsecrets.store.catalog import Catalog, dir_mode, file_mode
+from bertsecrets.store.errors import NotAStore, StoreCorrupt, StoreError, StoreReadOnly, writing
+from bertsecrets.store.maps import MapReader, MapWriter, forget_examples
+from bertsecrets.store.schema import SCHEMA_VERSION, TABLES
 
 MARKER = "bertsecrets-store.json"
 FORMAT = "bertsecrets-store"
+#: Written into a staged folder (the fine-tuned weights): each file's size and sha256, so that
+#: `bertsecrets check --deep` tells damaged weights from good ones.
+MANIFEST = "bertsecrets-manifest.json"
+#: A run whose artifacts `bertsecrets check --repair` removed: its ingest recomputes them.
+DAMAGED = "damaged"
 
 
 def utcnow() -> dt.datetime:
@@ -70,10 +78,16 @@ class Store:
             except OSError as exc:
                 raise StoreError(f"cannot create the store at {root}: {exc.strerror}") from exc
             marker = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "created": utcnow().isoformat()}
-            _write_text_atomic(root / MARKER, json.dumps(marker, indent=2))
+            with writing(root):
+                _write_text_atomic(root / MARKER, json.dumps(marker, indent=2))
         store = cls(root)
-        store.catalog.ensure_tables()
-        store.refresh_duckdb_file()
+        try:
+            store.catalog.ensure_tables()
+            store.refresh_duckdb_file()
+        except StoreReadOnly:
+            # Upkeep only: readers need neither. A read-only store still answers
+            # "nothing to do"; real work fails at its first write, naming the folder.
+            pass
         return store
 
     @staticmethod
@@ -100,7 +114,7 @@ class Store:
     def duckdb_path(self) -> Path:
         return self.root / "catalog.duckdb"
 
-    def refresh_duckdb_file(self) -> None:
+    def refresh_duckdb_file(self, force: bool = False) -> None:
         """(Re)write catalog.duckdb: the catalog's views, for any DuckDB client.
 
         It holds views only (the rows stay in Parquet), so replacing it never
@@ -109,23 +123,54 @@ class Store:
         stamp = {"root": str(self.root), "tables": self.catalog.view_sql()}
         stamp_path = self.root / "catalog.duckdb.json"
         try:
-            if self.duckdb_path.exists() and json.loads(stamp_path.read_text()) == stamp:
+            if not force and self.duckdb_path.exists() and json.loads(stamp_path.read_text()) == stamp:
                 return
         except (OSError, ValueError):
             pass
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-catalog-", suffix=".duckdb")
-        os.close(fd)
-        os.unlink(tmp)  # DuckDB wants to create the file itself
+        with writing(self.root):
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-catalog-", suffix=".duckdb")
+            os.close(fd)
+            os.unlink(tmp)  # DuckDB wants to create the file itself
+            try:
+                con = duckdb.connect(tmp)
+                for statement in stamp["tables"]:
+                    con.execute(statement)
+                con.close()
+                os.replace(tmp, self.duckdb_path)
+                Path(tmp + ".wal").unlink(missing_ok=True)
+                _write_text_atomic(stamp_path, json.dumps(stamp))
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+
+    def duckdb_file_problem(self) -> str | None:
+        """Why catalog.duckdb does not serve this store (missing, unreadable, views elsewhere), or None.
+
+        Reads the file's view definitions only (read-only, nothing is bound), so a
+        copied or moved store is found even when its stamp file came along.
+        """
+        path = self.duckdb_path
+        if not path.exists():
+            return f"{path} is missing"
         try:
-            con = duckdb.connect(tmp)
-            for statement in stamp["tables"]:
-                con.execute(statement)
-            con.close()
-            os.replace(tmp, self.duckdb_path)
-            Path(tmp + ".wal").unlink(missing_ok=True)
-            _write_text_atomic(stamp_path, json.dumps(stamp))
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+            con = duckdb.connect(str(path), read_only=True)
+            try:
+                views = dict(con.execute(
+                    "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal AND schema_name = 'main'").fetchall())
+            finally:
+                con.close()
+        except duckdb.Error as exc:
+            return f"{path} is unreadable ({' '.join(str(exc).split())})"
+        missing = [name for name in TABLES if name not in views]
+        if missing:
+            return f"{path} lacks the view(s) {', '.join(missing)} (written by an older bertsecrets)"
+        for name in TABLES:
+            folder = str(self.catalog.tables_dir / name)
+            found = re.search(r"read_parquet\('((?:[^']|'')*)'", views[name])
+            where = found.group(1).replace("''", "'") if found else None
+            if where is not None and os.path.dirname(where) != folder:
+                other = where.split("/tables/")[0] if "/tables/" in where else os.path.dirname(where)
+                return f"{path} points at the store in {other}, not this one (the folder was copied or moved)"
+        return None
 
     # -- queries -----------------------------------------------------------
 
@@ -147,6 +192,21 @@ class Store:
     def save_run(self, record: dict[str, Any]) -> None:
         self.catalog.write("runs", record["run_id"], [record])
 
+    def mark_damaged(self, run_id: str, why: str) -> bool:
+        """Record that a run's artifacts were removed for recomputing, so its ingest is not "done".
+
+        False when the run has no readable record (nothing to mark).
+        """
+        try:
+            record = self.run(run_id)
+        except StoreError:
+            return False
+        if record is None:
+            return False
+        if record["status"] != DAMAGED:
+            self.save_run({**record, "status": DAMAGED, "error": why[:2000]})
+        return True
+
     def runs(self) -> list[dict[str, Any]]:
         return self.rows("SELECT * FROM runs ORDER BY started_at")
 
@@ -163,16 +223,33 @@ class Store:
 
     def checkpoint_path(self, run_id: str) -> Path:
         path = self.run_dir(run_id) / "checkpoint.pt"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        with writing(path.parent):
+            path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+    def remove_model(self, run_id: str) -> None:
+        """Remove a run's weights folder (damaged), so its ingest fine-tunes it again."""
+        folder = self.model_dir(run_id)
+        with writing(folder.parent):
+            if folder.exists():
+                old = folder.with_name(f".old-{folder.name}-{os.getpid()}")
+                os.replace(folder, old)  # gone in one step, then cleaned up
+                shutil.rmtree(old, ignore_errors=True)
 
     @contextlib.contextmanager
     def staging(self, final: Path) -> Iterator[Path]:
-        """A temporary folder beside ``final`` that replaces it when the block succeeds."""
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".tmp-{final.name}-"))
+        """A temporary folder beside ``final`` that replaces it when the block succeeds.
+
+        The folder gets a manifest of its files (sizes, sha256) and the modes the
+        process's umask gives, like every other file of the store.
+        """
+        with writing(final.parent):
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".tmp-{final.name}-"))
         try:
             yield tmp
+            write_manifest(tmp)
+            _set_modes(tmp)
             if final.exists():
                 old = final.with_name(f".old-{final.name}-{os.getpid()}")
                 os.replace(final, old)
@@ -205,10 +282,48 @@ class Store:
     def maps_path(self, map_id: str) -> Path:
         return self.root / "maps" / f"{map_id}.zarr"
 
+    def progress_path(self, map_id: str) -> Path:
+        return self.maps_path(map_id).with_suffix(".progress.json")
+
     def map_writer(self, map_id: str, **kwargs: Any) -> MapWriter:
         path = self.maps_path(map_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return MapWriter(path, path.with_suffix(".progress.json"), **kwargs)
+        with writing(path.parent):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return MapWriter(path, self.progress_path(map_id), **kwargs)
+
+    def forget_maps(self, map_id: str, examples: Iterable[int] | None = None) -> None:
+        """Make a map set's writer redo ``examples`` (all of them when None) when its ingest resumes.
+
+        Their chunks go and the progress record stops listing them; the whole map
+        set goes when ``examples`` is None. Mark its catalog rows not done too
+        (:meth:`reopen_maps`), or the ingest will not look at it.
+        """
+        path = self.maps_path(map_id)
+        with writing(path.parent):
+            if examples is None:
+                self.progress_path(map_id).unlink(missing_ok=True)
+                if path.exists():
+                    old = path.with_name(f".old-{path.name}-{os.getpid()}")
+                    os.replace(path, old)
+                    shutil.rmtree(old, ignore_errors=True)
+            else:
+                forget_examples(path, self.progress_path(map_id), list(examples))
+
+    def reopen_maps(self, map_id: str) -> list[str]:
+        """Mark every catalog row of a map set as not done; returns the runs they belong to."""
+        runs = []
+        for part in self.catalog.parts("maps"):
+            try:
+                table = self.catalog.read_part("maps", part)
+            except StoreError:
+                continue  # an unreadable row part is a problem of its own
+            if table is None:
+                continue
+            rows = table.to_pylist()
+            if any(r["map_id"] == map_id for r in rows):
+                self.catalog.write("maps", part, [{**r, "status": "running"} if r["map_id"] == map_id else r for r in rows])
+                runs += [r["run_id"] for r in rows if r["map_id"] == map_id]
+        return runs
 
     def maps(self, run_id: str, role: str) -> MapReader:
         """The finished maps of a run's pretrained or fine-tuned model."""
@@ -231,9 +346,11 @@ class Store:
         The lock is the kernel's (flock): a killed process releases it.
         """
         folder = self.root / "locks"
-        folder.mkdir(exist_ok=True)
         path = folder / f"{name}.lock"
-        with open(path, "a+") as fh:
+        with writing(folder):
+            folder.mkdir(exist_ok=True)
+            fh = open(path, "a+")
+        with fh:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
@@ -258,3 +375,52 @@ def _write_text_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".tmp-{path.name}")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(folder: Path) -> None:
+    """Record the size and sha256 of every file in ``folder`` (top level) in its manifest."""
+    files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+             for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
+    (folder / MANIFEST).write_text(json.dumps({"files": files}, indent=1, sort_keys=True))
+
+
+def read_manifest(folder: Path) -> dict[str, dict[str, Any]] | None:
+    """The manifest's files (name -> bytes, sha256), or None for a folder written before manifests."""
+    try:
+        return json.loads((folder / MANIFEST).read_text())["files"]
+    except FileNotFoundError:
+        return None
+
+
+def manifest_mismatch(folder: Path, files: dict[str, dict[str, Any]], hashes: bool) -> list[str]:
+    """The files of a folder that differ from its manifest: missing, another size, or (``hashes``) other bytes."""
+    out = []
+    for name, want in sorted(files.items()):
+        path = folder / name
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            out.append(f"{path} is missing")
+            continue
+        if size != want["bytes"]:
+            out.append(f"{path} has {size:,} bytes, not {want['bytes']:,}")
+        elif hashes and _sha256(path) != want["sha256"]:
+            out.append(f"{path} does not hold the bytes that were written (sha256 differs)")
+    return out
+
+
+def _set_modes(folder: Path) -> None:
+    """Give a staged folder and its files the modes the umask gives (mkdtemp and some writers make them private)."""
+    files, dirs = file_mode(), dir_mode()
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_symlink():
+            continue
+        os.chmod(path, dirs if path.is_dir() else files)

@@ -1,4 +1,4 @@
-"""`bertsecrets check`: verify that the store and its catalog agree, naming what is wrong."""
+"""`bertsecrets check`: verify that the store and its catalog agree, naming what is wrong; `--repair` recomputes it."""
 
 from __future__ import annotations
 
@@ -11,22 +11,44 @@ from bertsecrets.commands import console, store_arg
 def add_parser(sub) -> None:
     p = sub.add_parser("check", help="verify that the store and its catalog agree, naming what is wrong")
     store_arg(p)
-    p.add_argument("--deep", action="store_true", help="also read every stored map and check its rows sum to 1")
+    p.add_argument("--deep", action="store_true",
+                   help="also decode every stored map and weights file (rows sum to 1, bytes as written)")
+    p.add_argument("--repair", action="store_true",
+                   help="recompute what is damaged (checks --deep first): removes exactly the damaged files "
+                        "and runs the ingest of each affected run")
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.text import Text
+
     from bertsecrets.store import Store
     from bertsecrets.store.check import check_store
 
     out = console()
     store = Store.open(config.store_path(args.store))
-    problems, notes = check_store(store, deep=args.deep)
-    for note in notes:
-        out.print(f"[dim]{note}[/]", highlight=False, soft_wrap=True)
+    problems, notes = check_store(store, deep=args.deep or args.repair)
+    left: list[str] = []
+    if args.repair and problems:
+        _print(out, problems, notes)
+        from bertsecrets.ingest.repair import repair
+
+        left = repair(store, problems, out)
+        problems, notes = check_store(store, deep=True)
+    _print(out, problems, notes)
+    for line in left:
+        out.print(Text.assemble(("to do: ", "yellow"), line), soft_wrap=True)
     if problems:
-        for problem in problems:
-            out.print(f"[red]✗[/] {problem}", highlight=False, soft_wrap=True)
-        out.print(f"{len(problems)} problem(s) in {store.root}")
+        hint = "" if args.repair else "; `bertsecrets check --repair` recomputes what can be"
+        out.print(Text(f"{len(problems)} problem(s) in {store.root}{hint}"), soft_wrap=True)
         return 1
-    out.print(f"[green]✓[/] store and catalog agree ({store.root})")
+    out.print(Text.assemble(("✓ ", "green"), f"store and catalog agree ({store.root})"), soft_wrap=True)
     return 0
+
+
+def _print(out, problems, notes) -> None:
+    from rich.text import Text
+
+    for note in notes:
+        out.print(Text(note, style="dim"), soft_wrap=True)
+    for problem in problems:
+        out.print(Text.assemble(("✗ ", "red"), str(problem)), soft_wrap=True)
