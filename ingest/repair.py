@@ -19,9 +19,10 @@ from rich.console import Console
 from rich.text import Text
 
 from bertsecrets.core.errors import UserError
+from bertsecrets.core.settings import IngestSettings
 from bertsecrets.core.tasks import SETUPS
-from bertsecrets.ingest.ablation import settings_of
-from bertsecrets.ingest.pipeline import IngestSettings, Plan, ingest, make_plan
+from bertsecrets.ingest.pipeline import ingest
+from bertsecrets.ingest.plan import Plan, make_plan, settings_of
 from bertsecrets.store import Store
 from bertsecrets.store.check import Problem, invalidate
 
@@ -70,10 +71,16 @@ def repair(store: Store, problems: list[Problem], console: Console) -> list[str]
 
 
 def _settings(store: Store, record: dict[str, Any], plans: "_Plans") -> IngestSettings:
-    """The settings that made ``record``, checked to make the same run again (same data, same model)."""
-    settings = _reproducible(settings_of(record, store), record)
+    """The settings that made ``record``, checked to make the same run again (same data, same model).
+
+    As recorded first; then on the device the run was computed on (``--device auto`` finds a GPU
+    here that the run did not have), and from the GLUE folder its data was read from.
+    """
+    recorded = settings_of(record, store.root)
+    devices = [recorded] + ([replace(recorded, device=record["device"])]
+                            if record.get("device") in ("cpu", "cuda") and recorded.device != record["device"] else [])
     glue = _recorded_glue_dir(record)
-    candidates = [settings] + ([replace(settings, data_dir=glue)] if glue and glue != settings.data_dir else [])
+    candidates = devices + [replace(s, data_dir=glue) for s in devices if glue and glue != s.data_dir]
     for candidate in candidates:
         if plans.run_id(candidate, record["setup"]) == record["run_id"]:
             return candidate
@@ -82,11 +89,6 @@ def _settings(store: Store, record: dict[str, Any], plans: "_Plans") -> IngestSe
         f"relative --data-dir/--model no longer points there): run `bertsecrets ingest {record['task']}` with the "
         "options that made it, from the folder it was run in"
     )
-
-
-def _reproducible(settings: IngestSettings, record: dict[str, Any]) -> IngestSettings:
-    # Training is bit-for-bit repeatable on a CPU: a run trained there is retrained there.
-    return replace(settings, device="cpu") if record.get("device") == "cpu" else settings
 
 
 def _recorded_glue_dir(record: dict[str, Any]) -> str | None:

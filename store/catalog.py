@@ -30,8 +30,9 @@ _READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 _EMPTY_PART = "_schema"
 
 
-def _quote(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
+def _quote(text: str | Path) -> str:
+    """A SQL string literal."""
+    return "'" + str(text).replace("'", "''") + "'"
 
 
 def umask() -> int:
@@ -234,17 +235,21 @@ class Catalog:
 
     def _connect(self, views: "_Views") -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(":memory:")
-        for name in TABLES:
-            self._create_view(con, name, views)
+        self.create_views(con, views)
         return con
 
-    def _create_view(self, con: duckdb.DuckDBPyConnection, name: str, views: "_Views") -> None:
+    def create_views(self, con: duckdb.DuckDBPyConnection, views: "_Views | None" = None) -> list[str]:
+        """Create every table's view on ``con``; the statements that made them."""
+        views = views if views is not None else _Views()
+        return [self._create_view(con, name, views) for name in TABLES]
+
+    def _create_view(self, con: duckdb.DuckDBPyConnection, name: str, views: "_Views") -> str:
         """The table's view; for a table with a bad part, a view that fails with a message naming it.
 
         DuckDB binds a view when it is created, reading the footer of every part
         of the table: one bad part would fail the connection and every query with it.
         A broken table instead gets a view of the right columns that raises its
-        message when read, and the other tables keep working.
+        message when read, and the other tables keep working. Returns the statement used.
         """
         statement, is_empty = self._view(name)
         try:
@@ -254,11 +259,13 @@ class Catalog:
             why = _one_line(exc)
         if why is not None:
             message = self.broken_table_message(name, why)
-            con.execute(f"CREATE OR REPLACE VIEW {name} AS {_failing_select(name, message)}")
+            statement = f"CREATE OR REPLACE VIEW {name} AS {_failing_select(name, message)}"
+            con.execute(statement)
             views.broken[name] = self.fingerprint([name])[name]
         else:
             views.broken.pop(name, None)
         (views.empty.add if is_empty else views.empty.discard)(name)
+        return statement
 
     def _type_mismatch(self, con: duckdb.DuckDBPyConnection, name: str) -> str | None:
         """Why the view's column types differ from the table's (a part of another schema), or None."""
@@ -369,12 +376,8 @@ def _failing_select(name: str, message: str) -> str:
     to a constant and skip it, so a filtered or counted query fails too instead of
     answering from no rows.
     """
-    fail = "error(" + _sql_string(message) + ")"
+    fail = f"error({_quote(message)})"
     return f"SELECT {_typed_columns(name, fail)} FROM range(1) WHERE {fail} IS NULL"
-
-
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 _PART_PATH = re.compile(r"['\"]?(/[^'\"]*?/tables/[^/'\"]+/[^/'\"]+\.parquet)['\"]?")
@@ -388,7 +391,7 @@ def unreadable_message(exc: BaseException) -> str:
         return text[len(prefix):]
     found = _PART_PATH.search(text)
     if found:
-        reason = text.replace(found.group(0), "").strip(" :")
+        reason = re.sub(r"^[A-Za-z ]*Error: ", "", text.replace(found.group(0), "").strip(" :"))
         return f"catalog file {found.group(1)} is unreadable ({reason}); run `bertsecrets check --repair`"
     return f"catalog unreadable: {text}; run `bertsecrets check --repair`"
 

@@ -16,12 +16,18 @@ nothing else:
   the map set's catalog rows set back to ``running`` (extraction resumes
   with that example only);
 - an analysis: its row dropped from the run's ``analyses`` part (the step
-  is no longer up to date).
+  is no longer up to date); the whole ``analyses`` part: an empty one (every
+  step to redo, where no part at all would mean "not analysed yet").
+
+Weights trained off the CPU do not come back bit for bit, so what was
+computed from them goes with them. People's labels are never removed: they
+cannot be recomputed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 from dataclasses import dataclass, field
@@ -32,6 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bertsecrets.core.tasks import ROLES
 from bertsecrets.store.catalog import arrow_reason, schema_problem
 from bertsecrets.store.errors import StoreError
 from bertsecrets.store.maps import MAX_ABS_ERROR, MapReader
@@ -39,7 +46,6 @@ from bertsecrets.store.schema import TABLES
 from bertsecrets.store.store import DAMAGED, Store, manifest_mismatch, read_manifest
 
 TRAINED = ("finetuned", "random_init")
-ROLES = ("pretrained", "finetuned")
 
 #: The catalog parts each step of the analyses writes for a run ("{run}": its id), as
 #: ingest/analyses/driver.py writes them; a step recorded as done in ``analyses`` must have them all.
@@ -68,6 +74,7 @@ CHUNK_EMPTY = "chunk_empty"
 CHUNK_UNDECODABLE = "chunk_undecodable"
 CHUNK_VALUES = "chunk_values"  # decodes, but rows do not sum to 1 or padding is not zero
 ANALYSIS_STALE = "analysis_stale"  # an analysis step without its record
+RECORD_MISSING = "record_missing"  # a run's rows or maps in the catalog, but no record of the run
 CATALOG_FILE = "catalog_file"  # catalog.duckdb missing, unreadable or pointing at another store
 
 CHUNK_KINDS = (CHUNK_MISSING, CHUNK_EMPTY, CHUNK_UNDECODABLE, CHUNK_VALUES)
@@ -111,10 +118,8 @@ def _lock_free(store: Store, name: str) -> bool:
     except FileNotFoundError:
         return True
     except PermissionError:
-        return True  # unreadable lock file: nobody here can be writing
+        return True  # cannot tell from here: check as if no one were writing
     try:
-        import fcntl
-
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -182,12 +187,12 @@ class _Checker:
             cat.maps += data.to_pylist()
         elif table == "analyses" and part != "_schema":
             cat.analyses[part] = data.to_pylist()
-        elif table == "examples" and part != "_schema":
-            examples = data.column("example").to_numpy(zero_copy_only=False)
-            cat.examples[part] = (len(examples), len(np.unique(examples)))
-        elif table == "tokens" and part != "_schema":
+        elif table in ("examples", "tokens") and part != "_schema" and "example" in data.column_names:
             examples, counts = np.unique(data.column("example").to_numpy(zero_copy_only=False), return_counts=True)
-            cat.lengths[part] = dict(zip(examples.tolist(), counts.tolist()))
+            if table == "examples":
+                cat.examples[part] = (int(counts.sum()), len(examples))
+            else:
+                cat.lengths[part] = dict(zip(examples.tolist(), counts.tolist()))
 
     # 2. Runs: what a finished run must have.
     def runs(self, cat: _Catalog) -> set[str]:
@@ -197,23 +202,32 @@ class _Checker:
         maps_by_run: dict[str, dict[str, dict]] = {}
         for m in cat.maps:
             maps_by_run.setdefault(m["run_id"], {})[m["role"]] = m
+        # A run writes its record before anything else: rows without one mean the record was lost.
+        for table in ("examples", "tokens", "train_log", "maps"):
+            for part in sorted(cat.present[table]):
+                rid = run_of_part(part)
+                if rid and rid not in cat.runs and rid not in cat.present["runs"]:
+                    self.add(RECORD_MISSING, f"{part_path(table, part)}: belongs to run {rid}, which has no record "
+                                             f"in the catalog ({part_path('runs', rid)})",
+                             path=part_path(table, part), table=table, part=part, run_id=rid)
         for rid, run in sorted(cat.runs.items()):
             label = f"run {rid} ({run['task']}, {run['setup']})"
             status = run["status"]
+            if status != "done" and not _lock_free(self.store, rid):
+                self.notes.append(f"{label} is being written now ({run['stage']})")
+                continue
             if status == DAMAGED:
                 self.add(RUN_DAMAGED, f"{label} was marked for recomputing ({run['error']}); "
                                       "`bertsecrets check --repair` or its ingest recomputes it", run_id=rid)
                 continue
             if status != "done":
-                if _lock_free(self.store, rid):
-                    self.notes.append(f"{label} stopped while {run['stage'] or 'starting'} ({status}); "
-                                      "the same ingest resumes it")
-                else:
-                    self.notes.append(f"{label} is being written now ({run['stage']})")
+                self.notes.append(f"{label} stopped while {run['stage'] or 'starting'} ({status}); "
+                                  "the same ingest resumes it")
                 continue
             finished.add(rid)
-            if run["setup"] in TRAINED:
-                self.weights(rid, label)
+            # Weights without their training log: the log is only written by training (missing
+            # weights are named alone: training them again writes the log too).
+            if run["setup"] in TRAINED and self.weights(rid, label):
                 if rid not in cat.present["train_log"]:
                     self.add(PART_MISSING, f"{label}: its training log is missing from the catalog "
                                            f"({part_path('train_log', rid)})",
@@ -248,24 +262,26 @@ class _Checker:
                                  path=part_path("maps", part), table="maps", part=part, run_id=rid, map_id=m["map_id"])
         return finished
 
-    def weights(self, rid: str, label: str) -> None:
+    def weights(self, rid: str, label: str) -> bool:
+        """Check a run's weights folder; whether it holds weights at all."""
         folder = self.store.model_dir(rid)
         weights = sorted(folder.glob("*.safetensors"))
         if not (folder / "config.json").exists() or not weights:
             self.add(WEIGHTS, f"{label}: fine-tuned weights missing from {folder}", path=folder, run_id=rid)
-            return
+            return False
         try:
             manifest = read_manifest(folder)
         except (OSError, ValueError, KeyError):
             manifest = None
             self.add(WEIGHTS, f"{label}: {folder / 'bertsecrets-manifest.json'} is damaged", path=folder, run_id=rid)
         if manifest is not None:
-            for line in manifest_mismatch(folder, manifest, hashes=self.deep):
-                self.add(WEIGHTS, f"{label}: {line}", path=folder, run_id=rid)
+            for path, why in manifest_mismatch(folder, manifest, hashes=self.deep):
+                self.add(WEIGHTS, f"{label}: {why}", path=path, run_id=rid)
         for path in weights:
             why = safetensors_problem(path, self.deep)
             if why is not None:
                 self.add(WEIGHTS, f"{label}: {path} is damaged ({why})", path=path, run_id=rid)
+        return True
 
     # 3. Map sets: present, readable, the shapes the catalog and tokens say, every chunk.
     def map_sets(self, cat: _Catalog, finished: set[str]) -> set[str]:
@@ -275,6 +291,9 @@ class _Checker:
             if m["status"] != "done" or m["map_id"] in seen or m["run_id"] not in finished:
                 continue
             seen.add(m["map_id"])
+            if not _lock_free(self.store, m["map_id"]):
+                self.notes.append(f"map set {m['map_id']} is being written now")
+                continue
             self.map_set(m, cat.lengths.get(m["run_id"], {}))
         return referenced
 
@@ -348,7 +367,9 @@ class _Checker:
             if run["setup"] != "finetuned":
                 continue
             label = f"run {rid} ({run['task']}, {run['setup']})"
-            if rid in cat.analyses:
+            if not _lock_free(self.store, f"analyses-{rid}"):
+                self.notes.append(f"{label}: being analysed now")
+            elif rid in cat.analyses:
                 steps = {r["step"]: r for r in cat.analyses[rid]}
                 for step in ANALYSIS_PARTS:
                     if step not in steps:
@@ -366,10 +387,12 @@ class _Checker:
             elif rid not in cat.present["analyses"]:
                 self.notes.append(f"{label}: not analysed yet; its ingest (or `bertsecrets analyze`) analyses it")
             have = [t for t in ABLATION_TABLES if rid in cat.present[t]]
-            if not have:
+            if not _lock_free(self.store, f"ablation-{rid}"):
+                self.notes.append(f"{label}: its heads are being disabled now")
+            elif not have:
                 self.notes.append(f"{label}: heads not disabled yet; its ingest (or `bertsecrets ablate`) does it")
-            for table in ABLATION_TABLES:
-                if have and table not in have:
+            else:
+                for table in (t for t in ABLATION_TABLES if t not in have):
                     self.add(PART_MISSING, f"{label}: {table} rows of the head-disabling step are missing "
                                            f"({part_path(table, rid)})",
                              path=part_path(table, rid), table=table, part=rid, run_id=rid)
@@ -483,6 +506,7 @@ class _Invalidator:
         self.chunks: dict[str, set[int]] = {}  # map set -> examples to redo
         self.map_sets: set[str] = set()  # map sets to redo whole
         self.stale_steps: dict[str, set[str]] = {}  # run -> analysis steps whose record goes
+        self.empty_analyses: set[str] = set()  # runs whose analyses record is replaced by an empty one
         self.refresh_file = False
         self.ensure_tables = False
 
@@ -509,7 +533,9 @@ class _Invalidator:
             if p.table == "train_log":  # only fine-tuning writes the log: train again, to the same weights
                 self.remove_weights.add(rid)
         elif owner == "analyses":
-            if step is not None:
+            if step is None:  # the whole record: an empty one says "all to do", unlike no record ("not yet")
+                self.empty_analyses.add(rid)
+            else:
                 self.stale_steps.setdefault(rid, set()).add(step)
                 if step.startswith("jsonl"):
                     self.out.manual.append(f"{p.path}: relation heads from a file of yours; "
@@ -536,18 +562,48 @@ class _Invalidator:
             self.chunks.setdefault(p.map_id, set()).add(p.example)
         elif p.kind == ANALYSIS_STALE:
             self.out.runs.add(p.run_id)
+        elif p.kind == RECORD_MISSING:
+            self.out.lost.add(p.run_id)
         elif p.kind == CATALOG_FILE:
             self.refresh_file = True
+
+    def weights_not_repeatable(self, rid: str) -> None:
+        """Training is bit for bit repeatable on a CPU only: weights trained elsewhere come back different,
+        so what was computed from them (predictions, maps, analyses, disabled heads) is redone too."""
+        try:
+            record = self.store.run(rid)
+        except StoreError:
+            return
+        if record is None or record.get("device") == "cpu":
+            return
+        cat = self.store.catalog
+        cat.delete("examples", rid)
+        with _held(self.store, f"ablation-{rid}", f"the ablation of run {rid}"):
+            for table in ABLATION_TABLES:
+                cat.delete(table, rid)
+        if record["setup"] == "finetuned":
+            try:
+                table = cat.read_part("maps", f"{rid}-finetuned")
+            except StoreError:
+                table = None  # an unreadable row is a problem of its own, redone with the run
+            if table is not None:
+                self.map_sets.update(r["map_id"] for r in table.to_pylist())
+            if cat.has_part("analyses", rid):
+                self.empty_analyses.add(rid)
 
     def finish(self) -> Invalidation:
         store = self.store
         for rid in sorted(self.remove_weights):
             with _held(store, rid, f"run {rid}"):
+                self.weights_not_repeatable(rid)
                 store.remove_model(rid)
         for map_id in sorted(self.map_sets | set(self.chunks)):
             with _held(store, map_id, f"map set {map_id}"):
                 store.forget_maps(map_id, None if map_id in self.map_sets else sorted(self.chunks[map_id]))
                 self.out.runs.update(store.reopen_maps(map_id))
+        for rid in sorted(self.empty_analyses):
+            with _held(store, f"analyses-{rid}", f"the analyses of run {rid}"):
+                store.catalog.write("analyses", rid, [])
         for rid, steps in sorted(self.stale_steps.items()):
             with _held(store, f"analyses-{rid}", f"the analyses of run {rid}"):
                 table = store.catalog.read_part("analyses", rid)

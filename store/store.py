@@ -133,8 +133,9 @@ class Store:
             os.unlink(tmp)  # DuckDB wants to create the file itself
             try:
                 con = duckdb.connect(tmp)
-                for statement in stamp["tables"]:
-                    con.execute(statement)
+                # A table with a bad part gets a view that fails naming it; the stamp then
+                # differs from view_sql(), so the file is written again once the part is mended.
+                stamp["tables"] = self.catalog.create_views(con)
                 con.close()
                 os.replace(tmp, self.duckdb_path)
                 Path(tmp + ".wal").unlink(missing_ok=True)
@@ -400,20 +401,21 @@ def read_manifest(folder: Path) -> dict[str, dict[str, Any]] | None:
         return None
 
 
-def manifest_mismatch(folder: Path, files: dict[str, dict[str, Any]], hashes: bool) -> list[str]:
-    """The files of a folder that differ from its manifest: missing, another size, or (``hashes``) other bytes."""
+def manifest_mismatch(folder: Path, files: dict[str, dict[str, Any]], hashes: bool) -> list[tuple[Path, str]]:
+    """The files of a folder that differ from its manifest, with why: missing, another size,
+    or (``hashes``) other bytes."""
     out = []
     for name, want in sorted(files.items()):
         path = folder / name
         try:
             size = path.stat().st_size
         except FileNotFoundError:
-            out.append(f"{path} is missing")
+            out.append((path, f"{path} is missing"))
             continue
         if size != want["bytes"]:
-            out.append(f"{path} has {size:,} bytes, not {want['bytes']:,}")
+            out.append((path, f"{path} has {size:,} bytes, not {want['bytes']:,}"))
         elif hashes and _sha256(path) != want["sha256"]:
-            out.append(f"{path} does not hold the bytes that were written (sha256 differs)")
+            out.append((path, f"{path} does not hold the bytes that were written (sha256 differs)"))
     return out
 
 

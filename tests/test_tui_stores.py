@@ -179,7 +179,7 @@ def test_handmade_store_is_consistent(tmp_path):
     store = handmade_store(tmp_path / "s")
     problems, _ = check_store(store, deep=True)
     # It has no weights and keeps predictions for one run only: the browser reads neither.
-    assert [p for p in problems if "weights missing" not in p and "no dev predictions" not in p] == []
+    assert [p for p in problems if "weights missing" not in p.message and "no dev predictions" not in p.message] == []
     maps = store.maps("run-handmade0001", "finetuned")
     # Head 0 of layer 0 is vertical: every query puts all its attention on [CLS] (within uint8 rounding).
     assert np.allclose(maps.head(0, 0, 0)[:, 0], 1.0, atol=1 / 510)
