@@ -329,7 +329,7 @@ def test_a_part_with_a_damaged_page_is_named_when_read(tiny_store, tmp_path):
 # -- modes ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mask", [0o022, 0o077])
+@pytest.mark.parametrize("mask", [0o022, 0o077], ids=["umask-022", "umask-077"])
 def test_every_file_gets_the_modes_of_the_umask(mask, tiny_bert, tiny_glue, tmp_path):
     root = tmp_path / "store"
     settings = IngestSettings(task="mrpc", model=str(tiny_bert), data_dir=str(tiny_glue), store=str(root),
