@@ -26,13 +26,12 @@ cannot be recomputed.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -578,7 +577,7 @@ class _Invalidator:
             return
         cat = self.store.catalog
         cat.delete("examples", rid)
-        with _held(self.store, f"ablation-{rid}", f"the ablation of run {rid}"):
+        with self.store.lock(f"ablation-{rid}", f"the ablation of run {rid}"):
             for table in ABLATION_TABLES:
                 cat.delete(table, rid)
         if record["setup"] == "finetuned":
@@ -594,23 +593,23 @@ class _Invalidator:
     def finish(self) -> Invalidation:
         store = self.store
         for rid in sorted(self.remove_weights):
-            with _held(store, rid, f"run {rid}"):
+            with store.lock(rid, f"run {rid}"):
                 self.weights_not_repeatable(rid)
                 store.remove_model(rid)
         for map_id in sorted(self.map_sets | set(self.chunks)):
-            with _held(store, map_id, f"map set {map_id}"):
+            with store.lock(map_id, f"map set {map_id}"):
                 store.forget_maps(map_id, None if map_id in self.map_sets else sorted(self.chunks[map_id]))
                 self.out.runs.update(store.reopen_maps(map_id))
         for rid in sorted(self.empty_analyses):
-            with _held(store, f"analyses-{rid}", f"the analyses of run {rid}"):
+            with store.lock(f"analyses-{rid}", f"the analyses of run {rid}"):
                 store.catalog.write("analyses", rid, [])
         for rid, steps in sorted(self.stale_steps.items()):
-            with _held(store, f"analyses-{rid}", f"the analyses of run {rid}"):
+            with store.lock(f"analyses-{rid}", f"the analyses of run {rid}"):
                 table = store.catalog.read_part("analyses", rid)
                 if table is not None:
                     store.catalog.write("analyses", rid, [r for r in table.to_pylist() if r["step"] not in steps])
         for rid, why in sorted(self.damaged.items()):
-            with _held(store, rid, f"run {rid}"):
+            with store.lock(rid, f"run {rid}"):
                 store.mark_damaged(rid, why)
             self.out.runs.add(rid)
         if self.ensure_tables:
@@ -622,13 +621,6 @@ class _Invalidator:
         return self.out
 
 
-@contextlib.contextmanager
-def _held(store: Store, name: str, what: str) -> Iterator[None]:
-    """The lock a writer of ``name`` takes: nothing is invalidated under a running ingest."""
-    with store.lock(name, what):
-        yield
-
-
 def invalidate(store: Store, problems: list[Problem]) -> Invalidation:
     """Remove exactly what ``problems`` name as damaged and mark what depended on it as not done.
 
@@ -637,6 +629,11 @@ def invalidate(store: Store, problems: list[Problem]) -> Invalidation:
     was removed and nothing else. Files that cannot be recomputed (people's
     labels) or not read here are left alone and listed in ``manual``.
     """
+    for problem in problems:  # nothing is touched while a writer is at work on what it names
+        rid = problem.run_id
+        for name in filter(None, (rid, problem.map_id, rid and f"analyses-{rid}", rid and f"ablation-{rid}")):
+            if not _lock_free(store, name):
+                raise StoreError(f"{name} is being written now; let that finish, then run `bertsecrets check --repair`")
     inv = _Invalidator(store)
     for problem in problems:
         inv.problem(problem)

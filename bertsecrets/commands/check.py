@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     for line in left:
         out.print(Text.assemble(("to do: ", "yellow"), line), soft_wrap=True)
     if problems:
-        hint = "" if args.repair else "; `bertsecrets check --repair` recomputes what can be"
+        repairable = not args.repair and any(p.repairable for p in problems)
+        hint = "; `bertsecrets check --repair` recomputes what can be" if repairable else ""
         out.print(Text(f"{len(problems)} problem(s) in {store.root}{hint}"), soft_wrap=True)
         return 1
     out.print(Text.assemble(("✓ ", "green"), f"store and catalog agree ({store.root})"), soft_wrap=True)
