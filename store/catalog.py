@@ -251,17 +251,22 @@ class Catalog:
         A broken table instead gets a view of the right columns that raises its
         message when read, and the other tables keep working. Returns the statement used.
         """
-        statement, is_empty = self._view(name)
-        try:
-            con.execute(statement)
-            why = None if is_empty else self._type_mismatch(con, name)
-        except duckdb.Error as exc:
-            why = _one_line(exc)
+        for attempt in range(2):
+            statement, is_empty = self._view(name)
+            try:
+                con.execute(statement)
+                why = None if is_empty else self._type_mismatch(con, name)
+            except duckdb.Error as exc:
+                why = _one_line(exc)
+            bad = self.broken_parts(name) if why is not None else []
+            if why is None or bad:
+                break
+            # No part to blame: a writer replaced one while DuckDB listed them. Once more.
         if why is not None:
-            message = self.broken_table_message(name, why)
-            statement = f"CREATE OR REPLACE VIEW {name} AS {_failing_select(name, message)}"
+            statement = f"CREATE OR REPLACE VIEW {name} AS {_failing_select(name, self.broken_table_message(name, why, bad))}"
             con.execute(statement)
-            views.broken[name] = self.fingerprint([name])[name]
+            # Parts to blame: made again once they change. None to blame: tried again at every query.
+            views.broken[name] = self.fingerprint([name])[name] if bad else None
         else:
             views.broken.pop(name, None)
         (views.empty.add if is_empty else views.empty.discard)(name)
@@ -284,9 +289,8 @@ class Catalog:
                 out.append((path, *problem))
         return out
 
-    def broken_table_message(self, name: str, why: str) -> str:
-        """One line naming the bad part(s) of a table and what to do."""
-        bad = self.broken_parts(name)
+    def broken_table_message(self, name: str, why: str, bad: list[tuple[Path, str, str]]) -> str:
+        """One line naming the bad part(s) of a table (from :meth:`broken_parts`) and what to do."""
         if not bad:
             return f"catalog table {name} cannot be read ({why}); run `bertsecrets check --repair`"
         says = {"permission": "is not readable by this account", "unreadable": "is unreadable", "schema": "has the wrong schema"}
@@ -362,7 +366,7 @@ class _Views:
     fingerprint of their parts when the view was made."""
 
     empty: set[str] = field(default_factory=set)
-    broken: dict[str, tuple] = field(default_factory=dict)
+    broken: dict[str, tuple | None] = field(default_factory=dict)
 
 
 def _typed_columns(name: str, value: str) -> str:
