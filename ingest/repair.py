@@ -4,7 +4,7 @@ The store side (``store.check.invalidate``) removes exactly the damaged
 artifacts and marks what depended on them as not done. This module rebuilds
 each affected run's ingest settings from its record (``settings_json``) and
 runs that ingest, whose resume path redoes what is missing and skips the
-rest. Training is deterministic on a CPU and a map set's chunks are rewritten
+rest. On a CPU, training is deterministic and a map chunk is written again
 byte for byte, so the repaired store equals an undamaged one.
 """
 
@@ -40,8 +40,7 @@ def repair(store: Store, problems: list[Problem], console: Console) -> list[str]
     jobs: dict[str, tuple[IngestSettings, list[str]]] = {}  # one ingest per distinct settings
 
     def add(settings: IngestSettings, run_id: str) -> None:
-        key = json.dumps(asdict(settings), sort_keys=True, default=str)
-        jobs.setdefault(key, (settings, []))[1].append(run_id)
+        jobs.setdefault(_key(settings), (settings, []))[1].append(run_id)
 
     for run_id in sorted(done.runs):
         record = records.get(run_id)
@@ -100,6 +99,10 @@ def _recorded_glue_dir(record: dict[str, Any]) -> str | None:
     return str(folder) if folder.is_dir() else None
 
 
+def _key(settings: IngestSettings) -> str:
+    return json.dumps(asdict(settings), sort_keys=True, default=str)
+
+
 class _Plans:
     """make_plan once per settings (it reads the data); None for settings that cannot be planned now."""
 
@@ -107,7 +110,7 @@ class _Plans:
         self._plans: dict[str, Plan | None] = {}
 
     def get(self, settings: IngestSettings) -> Plan | None:
-        key = json.dumps(asdict(settings), sort_keys=True, default=str)
+        key = _key(settings)
         if key not in self._plans:
             try:
                 self._plans[key] = make_plan(settings)
