@@ -36,7 +36,7 @@ def repair(store: Store, problems: list[Problem], console: Console) -> list[str]
     done = invalidate(store, problems)
     left = list(done.manual)
     plans = _Plans()
-    records = {r["run_id"]: r for r in store.rows("SELECT * FROM runs")}
+    records = _records(store)
     jobs: dict[str, tuple[IngestSettings, list[str]]] = {}  # one ingest per distinct settings
 
     def add(settings: IngestSettings, run_id: str) -> None:
@@ -67,6 +67,19 @@ def repair(store: Store, problems: list[Problem], console: Console) -> list[str]
         except UserError as exc:
             left.append(f"the ingest of {', '.join(sorted(run_ids))} failed: {exc}")
     return left
+
+
+def _records(store: Store) -> dict[str, dict[str, Any]]:
+    """Every run record that can be read (those that cannot were just invalidated, or are named as left)."""
+    out = {}
+    for run_id in store.catalog.parts("runs"):
+        try:
+            record = store.run(run_id)
+        except UserError:
+            continue
+        if record is not None:
+            out[record["run_id"]] = record
+    return out
 
 
 def _settings(store: Store, record: dict[str, Any], plans: "_Plans") -> IngestSettings:
