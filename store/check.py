@@ -534,6 +534,11 @@ class _Invalidator:
         elif owner == "analyses":
             if step is None:  # the whole record: an empty one says "all to do", unlike no record ("not yet")
                 self.empty_analyses.add(rid)
+                for part in self.store.catalog.parts("relation_heads"):
+                    if part.startswith(f"{rid}-jsonl"):  # its record named the person's file, now unknown
+                        self.out.manual.append(
+                            f"{self.store.catalog.part_path('relation_heads', part)}: relation heads from a file of "
+                            f"yours, no longer recorded; `bertsecrets analyze {rid} --relations FILE` records them again")
             else:
                 self.stale_steps.setdefault(rid, set()).add(step)
                 if step.startswith("jsonl"):

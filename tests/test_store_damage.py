@@ -226,10 +226,26 @@ def test_an_interrupted_repair_is_finished_by_the_next_ingest(tiny_store, tiny_b
     assert_same_store(source.root, root)
 
 
+def without_user_relations(root: Path) -> Path:
+    """Remove relation heads computed from a person's file (a test elsewhere adds some to the shared store):
+    their record names the file, and no ingest recomputes them."""
+    store = Store.open(root)
+    for part in store.catalog.parts("relation_heads"):
+        if "-jsonl-" in part:
+            store.catalog.delete("relation_heads", part)
+    for part in store.catalog.parts("analyses"):
+        rows = store.catalog.read_part("analyses", part).to_pylist()
+        kept = [r for r in rows if not r["step"].startswith("jsonl")]
+        if kept != rows:
+            store.catalog.write("analyses", part, kept)
+    return root
+
+
 def test_lost_records_and_analyses_come_back_from_the_other_runs(tiny_store, tmp_path, capsys):
     """A run's unreadable record is rebuilt from a sibling run's settings; a lost analyses record redoes them."""
     source, _ = tiny_store
-    root = copy_store(source.root, tmp_path / "store")
+    reference = without_user_relations(copy_store(source.root, tmp_path / "reference"))
+    root = without_user_relations(copy_store(source.root, tmp_path / "store"))
     store = Store.open(root)
     lost = store.rows("SELECT run_id FROM runs WHERE setup = 'no_finetuning'")[0]["run_id"]
     finetuned = _finetuned(store)
@@ -250,7 +266,25 @@ def test_lost_records_and_analyses_come_back_from_the_other_runs(tiny_store, tmp
 
     assert run_cli(["check", "--repair", "--store", str(root)], capsys)[0] == 0
     assert C.check_store(store, deep=True) == ([], [])
-    assert_same_store(source.root, root)  # a rebuilt record lacks the training time: compared without it
+    assert_same_store(reference, root)  # a rebuilt record lacks the training time: compared without it
+
+
+def test_relation_heads_from_a_persons_file_are_named_to_redo(tiny_store, tmp_path, capsys):
+    """No ingest knows a person's relations file: its damaged rows go, and the line left says how to redo them."""
+    source, plan = tiny_store
+    root = without_user_relations(copy_store(source.root, tmp_path / "store"))
+    store = Store.open(root)
+    run_id = plan.run_ids["finetuned"]
+    step = "jsonl-0123456789abcdef"
+    rows = store.catalog.read_part("analyses", run_id).to_pylist()
+    store.catalog.write("analyses", run_id, rows + [{**rows[0], "step": step, "key": step, "message": "rel.jsonl"}])
+    part = store.catalog.part_path("relation_heads", f"{run_id}-{step}")
+    part.write_bytes(b"damaged")
+    code, out = run_cli(["check", "--repair", "--store", str(root)], capsys)
+    assert code == 1 and f"to do: {part}: relation heads from a file of yours" in out
+    assert f"bertsecrets analyze {run_id} --relations FILE" in out and "1 thing(s) are left to do" in out
+    assert not part.exists() and step not in {r["step"] for r in store.catalog.read_part("analyses", run_id).to_pylist()}
+    assert C.check_store(store, deep=True) == ([], [])
 
 
 def test_labels_are_never_removed_and_stay_a_problem(tiny_store, tmp_path, capsys):

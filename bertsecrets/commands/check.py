@@ -42,6 +42,10 @@ def run(args: argparse.Namespace) -> int:
         hint = "; `bertsecrets check --repair` recomputes what can be" if repairable else ""
         out.print(Text(f"{len(problems)} problem(s) in {store.root}{hint}"), soft_wrap=True)
         return 1
+    if left:
+        out.print(Text(f"the store and its catalog agree, but {len(left)} thing(s) are left to do ({store.root})"),
+                  soft_wrap=True)
+        return 1
     out.print(Text.assemble(("✓ ", "green"), f"store and catalog agree ({store.root})"), soft_wrap=True)
     return 0
 
