@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 
 from bertsecrets.core import config
-from bertsecrets.store.errors import StoreError
+from bertsecrets.store.errors import StoreError, writing
 
 #: The paper's five classes (section 4.1), in the order of the labelling keys 1-5.
 PATTERN_CLASSES = ("vertical", "diagonal", "vertical+diagonal", "block", "heterogeneous")
@@ -38,8 +38,10 @@ class Labels:
     @contextmanager
     def _locked(self, labeller: str) -> Iterator[None]:
         folder = self.store.root / "locks"
-        folder.mkdir(exist_ok=True)
-        with open(folder / f"labels-{_part_name(labeller)}.lock", "a+") as fh:
+        with writing(self.store.root):
+            folder.mkdir(exist_ok=True)
+            fh = open(folder / f"labels-{_part_name(labeller)}.lock", "a+")
+        with fh:
             fcntl.flock(fh, fcntl.LOCK_EX)  # blocking: another writer holds it for milliseconds
             try:
                 yield

@@ -34,7 +34,7 @@ RUNS = pa.schema(
         ("data_source", pa.string()),
         ("data_fingerprint", pa.string()),
         ("settings_json", pa.string()),
-        ("status", pa.string()),  # running | done | failed
+        ("status", pa.string()),  # running | done | failed | interrupted | damaged
         ("stage", pa.string()),  # the step running now, or the last one done
         ("accuracy", pa.float64()),
         ("f1", pa.float64()),
