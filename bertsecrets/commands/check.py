@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bertsecrets.core import config
-from bertsecrets.commands import console, store_arg
+from bertsecrets.commands import console, store_arg, text
 
 
 def add_parser(sub) -> None:
@@ -21,12 +21,13 @@ def run(args: argparse.Namespace) -> int:
     out = console()
     store = Store.open(config.store_path(args.store))
     problems, notes = check_store(store, deep=args.deep)
+    # Notes and problems name runs, files and paths: Text, so they print as written.
     for note in notes:
-        out.print(f"[dim]{note}[/]", highlight=False, soft_wrap=True)
+        out.print(text((note, "dim")), soft_wrap=True)
     if problems:
         for problem in problems:
-            out.print(f"[red]✗[/] {problem}", highlight=False, soft_wrap=True)
-        out.print(f"{len(problems)} problem(s) in {store.root}")
+            out.print(text(("✗", "red"), " ", problem), soft_wrap=True)
+        out.print(text(f"{len(problems)} problem(s) in {store.root}"), soft_wrap=True)
         return 1
-    out.print(f"[green]✓[/] store and catalog agree ({store.root})")
+    out.print(text(("✓", "green"), f" store and catalog agree ({store.root})"), soft_wrap=True)
     return 0
