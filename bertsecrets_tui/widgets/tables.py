@@ -16,11 +16,16 @@ MAX_WIDTH = 60
 
 
 def fill(table: DataTable, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Replace ``table``'s columns and rows (cells: text, numbers or Rich renderables)."""
+    """Replace ``table``'s columns and rows (cells: text, numbers or Rich renderables).
+
+    DataTable reads a str label or cell as Rich markup, emoji codes included; names and
+    values come from the store (or a person's SQL), so strings go in as ``Text``.
+    """
     table.clear(columns=True)
+    rows = [[Text(v) if isinstance(v, str) else v for v in row] for row in rows]
     for i, name in enumerate(columns):
         width = max([len(name), *(_width(row[i]) for row in rows)])
-        table.add_column(name, key=name, width=min(width, MAX_WIDTH))
+        table.add_column(Text(name), key=name, width=min(width, MAX_WIDTH))
     table.add_rows(rows)
 
 
