@@ -283,6 +283,8 @@ class SQLConsole:
                 return relation.to_arrow_table() if relation is not None else pa.table({})
             except duckdb.Error as exc:
                 raise _refusal(exc) from exc
+            finally:
+                _end_transaction(con)
 
     def interrupt(self) -> None:
         """Stop the query running now, if any: it ends with "the query was interrupted"."""
@@ -333,6 +335,14 @@ def sandboxed_copy(catalog: Catalog) -> duckdb.DuckDBPyConnection:
     if os.path.exists(folder):  # a system that cannot delete open files: delete it with the connection
         weakref.finalize(con, shutil.rmtree, folder, True)
     return con
+
+
+def _end_transaction(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back a transaction the query left open ("BEGIN; ..."), so that the next query starts clean."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass  # none was open
 
 
 def _refusal(exc: duckdb.Error) -> SQLError:
