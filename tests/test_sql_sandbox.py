@@ -25,6 +25,7 @@ from bertsecrets.store.catalog import SANDBOX_SETTINGS, SQLConsole
 from bertsecrets.store.errors import SQLError
 from bertsecrets.store.schema import TABLES
 from bertsecrets.tui.screens.sql import run_query
+from test_tui_stores import browse_store  # noqa: F401 (fixture)
 
 SECRET = "not-for-sql-4711"
 
@@ -241,3 +242,35 @@ def test_a_transaction_left_open_does_not_stick(sandbox):
     console.query("BEGIN")
     assert console.query("SELECT count(*) AS n FROM runs").to_pylist() == [{"n": 3}]
     console.close()
+
+
+async def test_the_sql_screen_refuses_on_one_line_and_shows_data_as_written(browse_store):
+    """On the browser's SQL screen: a refusal is one line in the status; names and values that look like markup show as typed."""
+    from textual.widgets import DataTable, Static
+
+    from bertsecrets.tui.app import BrowseApp
+    from test_tui_app import settle
+
+    store, _ = browse_store
+    before = _files(store.root)
+    app = BrowseApp(store, truecolor=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot, "s")
+        box = app.screen.query_one("#sql-input")
+        status = app.screen.query_one("#sql-status", Static)
+        for statement, expected in [(f"EXPLAIN ANALYZE COPY (SELECT * FROM runs) TO '{store.root}/tables/runs/zz.parquet'", OUTSIDE),
+                                    ("SELECT * FROM read_text('/etc/passwd')", OUTSIDE),
+                                    ("SET enable_external_access = true", LOCKED),
+                                    ("SELEC '[/x]' :smile:", "SELEC '[/x]' :smile:")]:
+            box.value = statement
+            await settle(pilot, "enter")
+            shown = str(status.render())
+            assert expected in shown and "\n" not in shown, (statement, shown)
+            assert "root:x:0" not in shown
+        box.value = "SELECT '[/bold]' AS \"[/x]\", ':smile:' AS \":x:\", 'root:x:0' AS c"
+        await settle(pilot, "enter")
+        table = app.screen.query_one("#sql-result", DataTable)
+        assert [str(c.label) for c in table.columns.values()] == ["[/x]", ":x:", "c"]
+        assert [str(v) for v in table.get_row_at(0)] == ["[/bold]", ":smile:", "root:x:0"]
+        assert str(status.render()) == "1 row"
+    assert _files(store.root) == before
