@@ -25,7 +25,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bertsecrets.store.errors import SQLError, StoreCorrupt
+from bertsecrets.store.errors import SQLError, StoreCorrupt, StoreError
 from bertsecrets.store.schema import TABLES
 
 _EMPTY_PART = "_schema"
@@ -323,7 +323,7 @@ def sandboxed_copy(catalog: Catalog) -> duckdb.DuckDBPyConnection:
             source.execute("DETACH copy")
         except duckdb.Error as exc:
             if folder in str(exc):
-                raise SQLError(f"cannot write the SQL console's copy of the catalog in {folder}: {_one_line(exc)}; "
+                raise StoreError(f"cannot write the SQL console's copy of the catalog in {folder}: {_one_line(exc)}; "
                                "free some space there or point TMPDIR at another folder") from exc
             raise StoreCorrupt(f"catalog unreadable: {_one_line(exc)}; run `bertsecrets check`") from exc
         finally:

@@ -160,3 +160,23 @@ def test_a_really_full_device(tricky_store, capsys):
     _one_error_line(status, err)
     assert "the disk is full" in err and "/dev/full" in err
     assert os.path.exists("/dev/full") and not os.path.isfile("/dev/full")
+
+
+def test_no_room_for_the_consoles_copy_is_one_line(tricky_store, tmp_path, capsys, monkeypatch):
+    """The SQL console copies the catalog into a temporary folder: a full or broken one is named on one line."""
+    from bertsecrets.store import catalog
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setattr(catalog.tempfile, "mkdtemp", lambda **_: str(blocker / "sql"))  # a folder inside a file
+    status, _, err = _run(capsys, "sql", "SELECT 1", "--store", str(tricky_store.root))
+    _one_error_line(status, err)
+    assert f"cannot write the SQL console's copy of the catalog in {blocker / 'sql'}" in err and "TMPDIR" in err
+
+    def full(**_):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "tmp" / "bertsecrets-sql-x"))
+
+    monkeypatch.setattr(catalog.tempfile, "mkdtemp", full)
+    status, _, err = _run(capsys, "sql", "SELECT 1", "--store", str(tricky_store.root))
+    _one_error_line(status, err)
+    assert "the disk is full" in err and "bertsecrets-sql-x" in err
