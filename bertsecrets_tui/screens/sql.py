@@ -23,7 +23,8 @@ EXAMPLES = (
      "SELECT task, setup, model_used, seed, round(100 * f1, 1) AS f1, round(100 * accuracy, 1) AS acc "
      "FROM runs ORDER BY task, setup"),
     ("share of each pattern class (Fig. 2)",
-     "SELECT source, role, label, round(100 * avg(share), 1) AS pct FROM class_shares GROUP BY ALL ORDER BY source, role, pct DESC"),
+     "SELECT source, role, label, round(100 * avg(share), 1) AS pct FROM class_shares GROUP BY ALL "
+     "ORDER BY source, role, pct DESC, label"),
     ("heads that attend most to [CLS]",
      "SELECT layer + 1 AS layer, head + 1 AS head, round(attn_cls, 3) AS cls FROM head_stats "
      "WHERE role = 'finetuned' ORDER BY attn_cls DESC LIMIT 10"),
