@@ -1,18 +1,23 @@
-"""The catalog: Parquet parts per table, read through DuckDB views.
+"""The catalog: Parquet parts per table, read through DuckDB views; and the sandboxed SQL console.
 
 DuckDB lets one process write a database file or many read it, never both.
 So the catalog's rows live in immutable Parquet parts that a writer replaces
 atomically (write to a temporary file, then rename), and every reader opens
 its own in-memory DuckDB with views over the parts. An ingest never locks a
 reader out, and a reader never blocks an ingest.
+
+A person's SQL never runs on those connections (they read the store's files
+directly): it runs in :class:`SQLConsole`, DuckDB's sandbox over a copy of the tables.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 import threading
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -23,9 +28,6 @@ import pyarrow.parquet as pq
 
 from bertsecrets.store.errors import SQLError, StoreCorrupt, StoreError, writing
 from bertsecrets.store.schema import TABLES
-
-#: Statement kinds a read-only connection runs; DESCRIBE, SHOW and SUMMARIZE parse as SELECT.
-_READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
 _EMPTY_PART = "_schema"
 
@@ -322,10 +324,10 @@ class Catalog:
         return con
 
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
-        """Run read-only SQL and return the last statement's result as Arrow.
+        """Run the app's own SQL and return the last statement's result as Arrow.
 
-        Anything but a query (INSERT, CREATE, COPY, ATTACH, ...) is refused:
-        the catalog is changed by bertsecrets commands only.
+        For queries written in bertsecrets' code only: this connection reads the
+        store's files directly. A person's SQL goes through :class:`SQLConsole`.
         """
         try:
             statements = duckdb.extract_statements(sql)
@@ -333,13 +335,6 @@ class Catalog:
             raise SQLError(f"SQL error: {_one_line(exc)}") from exc
         if not statements:
             raise SQLError("SQL error: no statement given")
-        for statement in statements:
-            if statement.type not in _READ_ONLY:
-                kind = statement.type.name
-                raise SQLError(
-                    f"the catalog is read-only here: {kind} statements are refused; use SELECT "
-                    "(bertsecrets commands change the catalog)"
-                )
         con = self._connection()
         try:
             for statement in statements[:-1]:
@@ -418,3 +413,129 @@ def _duck_type(arrow_type: pa.DataType) -> str:
     if pa.types.is_list(arrow_type):
         return _duck_type(arrow_type.value_type) + "[]"
     return _DUCK_TYPES[arrow_type]
+
+
+# -- a person's SQL: DuckDB's sandbox -------------------------------------------
+
+#: Settings of the console's connection, given when it opens. No file, folder or URL
+#: (COPY, ATTACH, EXPORT, read_csv, read_text, glob, INSTALL and LOAD are refused),
+#: no extension installed or loaded on demand, no scan of the caller's Python variables,
+#: no spilling to a temporary folder; and the lock stops a query from SETting any back.
+SANDBOX_SETTINGS: dict[str, Any] = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "python_enable_replacements": False,
+    "temp_directory": "",
+    "lock_configuration": True,
+}
+
+
+class SQLConsole:
+    """A person's SQL on the catalog, run in DuckDB's own sandbox on a connection of its own.
+
+    DuckDB's ``allowed_directories`` lets a query write wherever it may read, so the
+    console's connection reads no file of the store at all: the catalog's tables are
+    copied (through the same views the app reads) into a DuckDB file in a private
+    temporary folder, which is opened read-only with :data:`SANDBOX_SETTINGS` and
+    deleted at once (the open connection keeps it). A query sees the catalog's tables
+    and nothing else, and any write is refused by DuckDB as a write to a read-only
+    database. The copy is made again when the catalog has changed since (an ingest
+    wrote, a label was saved). One query runs at a time; any thread may call.
+    """
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._lock = threading.Lock()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._stamp: dict[str, tuple] | None = None
+
+    def query(self, sql: str) -> pa.Table:
+        """The last statement's result as Arrow; anything refused or wrong is an SQLError of one line."""
+        if not sql.strip():
+            raise SQLError("SQL error: no statement given")
+        with self._lock:
+            con = self._current()
+            try:
+                relation = con.sql(sql)
+                return relation.to_arrow_table() if relation is not None else pa.table({})
+            except duckdb.Error as exc:
+                raise _refusal(exc) from exc
+            finally:
+                _end_transaction(con)
+
+    def interrupt(self) -> None:
+        """Stop the query running now, if any: it ends with "the query was interrupted"."""
+        con = self._con
+        if con is not None:
+            con.interrupt()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+
+    def _current(self) -> duckdb.DuckDBPyConnection:
+        # The stamp is taken before copying: a part written meanwhile makes the next query copy again.
+        stamp = self.catalog.fingerprint()
+        if self._con is None or stamp != self._stamp:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+            self._con = sandboxed_copy(self.catalog)
+            self._stamp = stamp
+        return self._con
+
+
+def sandboxed_copy(catalog: Catalog) -> duckdb.DuckDBPyConnection:
+    """A read-only, sandboxed DuckDB connection holding a copy of every catalog table."""
+    folder = tempfile.mkdtemp(prefix="bertsecrets-sql-")
+    path = os.path.join(folder, "catalog.duckdb")  # the file's stem names the database in DuckDB's messages
+    try:
+        source = catalog.connect()
+        try:
+            source.execute(f"ATTACH {_quote(Path(path))} AS copy")
+            for name in TABLES:
+                source.execute(f"CREATE TABLE copy.{name} AS SELECT * FROM {name}")
+            source.execute("DETACH copy")
+        except duckdb.Error as exc:
+            if folder in str(exc):
+                raise StoreError(f"cannot write the SQL console's copy of the catalog in {folder}: {_one_line(exc)}; "
+                               "free some space there or point TMPDIR at another folder") from exc
+            raise StoreCorrupt(f"catalog unreadable: {_one_line(exc)}; run `bertsecrets check`") from exc
+        finally:
+            source.close()
+        con = duckdb.connect(path, read_only=True, config=SANDBOX_SETTINGS)
+    finally:
+        # Deleted while open: DuckDB keeps reading its handle, and no query can reach the file by name.
+        shutil.rmtree(folder, ignore_errors=True)
+    if os.path.exists(folder):  # a system that cannot delete open files: delete it with the connection
+        weakref.finalize(con, shutil.rmtree, folder, True)
+    return con
+
+
+def _end_transaction(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back a transaction the query left open ("BEGIN; ..."), so that the next query starts clean."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass  # none was open
+
+
+def _refusal(exc: duckdb.Error) -> SQLError:
+    """DuckDB's error as one line that says what the console allows."""
+    message = _one_line(exc)
+    write = re.search(r'statement of type "(\w+)" on database "[^"]*" which is attached in read-only mode', message)
+    if write:
+        return SQLError(f"the catalog is read-only here: this {write[1]} statement would change it; use SELECT "
+                        "(bertsecrets commands change the catalog)")
+    if isinstance(exc, duckdb.PermissionException) or "belongs to an attached database" in message:
+        return SQLError("refused: the SQL console is read-only and reads the catalog's tables only, "
+                        f"no files, URLs or extensions ({message})")
+    if "configuration has been locked" in message:
+        return SQLError(f"refused: the SQL console's DuckDB settings are locked ({message})")
+    if isinstance(exc, duckdb.InterruptException):
+        return SQLError("the query was interrupted")
+    return SQLError(f"SQL error: {message}")

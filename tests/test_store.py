@@ -13,6 +13,7 @@ import pytest
 import zarr
 
 from bertsecrets.store import NotAStore, Store, StoreCorrupt, StoreError, content_key
+from bertsecrets.store.catalog import SQLConsole
 from bertsecrets.store.errors import SQLError
 from bertsecrets.store.labels import Labels
 from bertsecrets.store.maps import MAX_ABS_ERROR
@@ -171,10 +172,13 @@ def test_catalog_views_rows_and_read_only_sql(store):
     assert store.rows("SELECT run_id, accuracy FROM runs ORDER BY run_id") == [
         {"run_id": "r1", "accuracy": 0.9}, {"run_id": "r2", "accuracy": None}]
     assert store.rows("SELECT task FROM runs WHERE run_id = ?", ["r2"]) == [{"task": "rte"}]
+    # A person's SQL runs in the sandboxed console (tests/test_sql_sandbox.py tries every way out).
+    console = SQLConsole(store.catalog)
     for statement in ["INSERT INTO runs (run_id) VALUES ('x')", "CREATE TABLE t AS SELECT 1",
                       "COPY (SELECT 1) TO 'x.csv'", "ATTACH 'x.duckdb'", "DROP VIEW runs", "SELECT 1; DELETE FROM runs"]:
         with pytest.raises(SQLError, match="read-only"):
-            store.query(statement)
+            console.query(statement)
+    console.close()
     with pytest.raises(SQLError, match="SQL error: .*no_such_table"):
         store.query("SELECT * FROM no_such_table")
     with pytest.raises(SQLError, match="syntax error"):

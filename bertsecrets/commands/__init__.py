@@ -22,6 +22,16 @@ def store_arg(p: argparse.ArgumentParser) -> None:
 
 
 def console(stderr: bool = False):
+    """A Rich console for a command's output. Markup stays on for the commands' own styling,
+    so data (paths, values, SQL) goes in as ``rich.text.Text`` (see :func:`text`); emoji codes
+    are off, so ":smile:" or "root:x:0" in a string never turn into pictures."""
     from rich.console import Console
 
-    return Console(stderr=stderr)
+    return Console(stderr=stderr, emoji=False)
+
+
+def text(*parts):
+    """A line of ``Text`` from plain strings (printed as written) and ``(string, style)`` pairs."""
+    from rich.text import Text
+
+    return Text.assemble(*parts)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bertsecrets.core import config
-from bertsecrets.commands import console, store_arg
+from bertsecrets.commands import console, store_arg, text
 from bertsecrets.core.errors import UserError
 
 CSV_COLUMNS = ("run_id", "role", "example", "layer", "head", "label", "labeller", "labelled_at", "note")
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "export":
         return export(store, args.run, args.labeller, args.output)
     count = import_csv(store, Path(args.file), args.labeller or config.labeller())
-    console().print(f"imported {count} label{'s' if count != 1 else ''} into {store.root}", highlight=False)
+    console().print(text(f"imported {count} label{'s' if count != 1 else ''} into {store.root}"), soft_wrap=True)
     return 0
 
 
@@ -67,7 +67,7 @@ def export(store, run_id: str | None, labeller: str | None, output: str | None) 
         if output:
             fh.close()
     if output:
-        console(stderr=True).print(f"wrote {len(rows)} label{'s' if len(rows) != 1 else ''} to {output}", highlight=False)
+        console(stderr=True).print(text(f"wrote {len(rows)} label{'s' if len(rows) != 1 else ''} to {output}"), soft_wrap=True)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""`bertsecrets sql QUERY`: read-only SQL on the catalog, as a table, CSV, JSON or Parquet."""
+"""`bertsecrets sql QUERY`: a person's SQL on the catalog, in DuckDB's sandbox, as a table, CSV, JSON or Parquet."""
 
 from __future__ import annotations
 
@@ -23,8 +23,15 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bertsecrets.store import Store
-    from bertsecrets.store.export import write_result
+    from bertsecrets.store.catalog import SQLConsole
+    from bertsecrets.store.export import check_output, write_result
 
+    check_output(args.format, args.output)
     store = Store.open(config.store_path(args.store))
-    write_result(store.query(args.query), args.format, args.output, args.max_rows, console())
+    sql = SQLConsole(store.catalog)
+    try:
+        result = sql.query(args.query)
+    finally:
+        sql.close()
+    write_result(result, args.format, args.output, args.max_rows, console())
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -11,6 +12,7 @@ from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
 from bertsecrets.core.errors import UserError
 from bertsecrets.core.tasks import SETUPS, get_task
+from bertsecrets.tui.markup import escape
 from bertsecrets.tui.messages import Loaded
 from bertsecrets.tui.reader import RunStats
 from bertsecrets.tui.screens.base import StoreScreen
@@ -103,8 +105,8 @@ class AblationScreen(StoreScreen):
         missing = f"disabling heads: not computed yet: run `bertsecrets ablate {stats.task}`"
         baseline = self.rows("baseline")
         self.query_one("#ablation-context", Static).update(
-            f"[b]{stats.task.upper()}[/] · {stats.run_id} · metric [b]{self.metric or '-'}[/]"
-            + (f" (x: {', '.join(metrics)})" if len(metrics) > 1 else "")
+            f"[b]{escape(stats.task.upper())}[/] · {escape(stats.run_id)} · metric [b]{escape(self.metric or '-')}[/]"
+            + (f" (x: {escape(', '.join(metrics))})" if len(metrics) > 1 else "")
             + (f" · baseline [b]{100 * baseline[0]['value']:.1f}[/] on {baseline[0]['n_examples']} dev inputs" if baseline else "")
         )
         grid, _ = stat_grid(ABLATION, stats, self.metric, "finetuned")
@@ -135,7 +137,7 @@ class AblationScreen(StoreScreen):
         importance = next((r for r in self.stats.rows("head_importance") if r["layer"] == layer and r["head"] == head), None)
         lines = [f"[b]layer {layer + 1} · head {head + 1}[/] disabled"]
         if row:
-            lines += [f"{self.metric}: {100 * row['value']:.1f}", f"change: [b]{change_text(row)}[/]",
+            lines += [f"{escape(self.metric)}: {100 * row['value']:.1f}", f"change: [b]{change_text(row)}[/]",
                       f"predictions changed: {row['changed']} of {row['n_examples']}"]
         else:
             lines.append("no result for this head")
@@ -173,7 +175,7 @@ class AblationScreen(StoreScreen):
         paper = "paper (" + "/".join(task.metrics) + ")" if task else "paper"
         self._table("ablation-table1", ("set-up", *metrics, paper, "status"), rows)
         self.query_one("#table1-note", Static).update(
-            f"{stats.task.upper()} dev, this model and seed; the paper's numbers are for bert-base-uncased"
+            f"{escape(stats.task.upper())} dev, this model and seed; the paper's numbers are for bert-base-uncased"
         )
 
     def fill_all(self) -> None:
@@ -249,6 +251,8 @@ def _pct(value: float | None) -> str:
 
 def _sort_key(value: Any) -> tuple:
     """Numbers by value, text after them, missing last."""
+    if isinstance(value, Text):
+        value = value.plain
     if isinstance(value, (int, float)):
         return (0, value, "")
     if value in ("-", None):

@@ -93,7 +93,7 @@ class FeaturesScreen(StoreScreen):
         context = self.query_one("#features-context", Static)
         if not features:
             self.show_error(f"attention to features: not computed yet: run `bertsecrets analyze {stats.task}`")
-            context.update(f"[b]{stats.task.upper()}[/] · {stats.run_id}")
+            context.update(f"[b]{escape(stats.task.upper())}[/] · {escape(stats.run_id)}")
             return
         if self.feature not in features:
             self.feature = features[0]
@@ -102,8 +102,8 @@ class FeaturesScreen(StoreScreen):
             widget = self.query_one(f"#feature-{name}", HeadGrid)
             widget.show(grid)
             widget.move_cursor(self.selection.layer, self.selection.head, announce=False)
-        chosen = " ".join(f"[reverse b] {f} [/]" if f == self.feature else f for f in features)
-        context.update(f"[b]{stats.task.upper()}[/] · attention to: {chosen}")
+        chosen = " ".join(f"[reverse b] {escape(f)} [/]" if f == self.feature else escape(f) for f in features)
+        context.update(f"[b]{escape(stats.task.upper())}[/] · attention to: {chosen}")
         self.describe()
 
     def describe(self) -> None:
@@ -114,7 +114,7 @@ class FeaturesScreen(StoreScreen):
         rows = of_role(self.stats, "feature_attention", "finetuned", feature=self.feature, layer=layer, head=head)
         n = rows[0]["n_examples"] if rows else None
         self.query_one("#features-status", Static).update(
-            f"layer [b]{layer + 1}[/] head [b]{head + 1}[/] · {self.feature}: pretrained [b]{fmt(pre)}[/] · "
+            f"layer [b]{layer + 1}[/] head [b]{head + 1}[/] · {escape(self.feature)}: pretrained [b]{fmt(pre)}[/] · "
             f"fine-tuned [b]{fmt(ft)}[/] · difference [b]{'-' if diff != diff else points(diff)}[/] points · "
             f"{n if n is not None else '-'} inputs have the type"
         )

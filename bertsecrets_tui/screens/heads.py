@@ -86,8 +86,8 @@ class HeadGridScreen(StoreScreen):
         grid, self.option = stat_grid(self.stat, stats, self.option, role)
         what = self.stat.title + (f": {self.option}" if self.option else "") + (f" ({role})" if self.stat.by_role else "")
         self.query_one("#heads-context", Static).update(
-            f"colour: [b]{escape(what)}[/] · {stats.task.upper()} · {stats.n_layers} layers x {stats.n_heads} heads · "
-            f"{stats.run_id}"
+            f"colour: [b]{escape(what)}[/] · {escape(stats.task.upper())} · {stats.n_layers} layers x {stats.n_heads} heads · "
+            f"{escape(stats.run_id)}"
         )
         if grid is None:
             grid_widget.show_message(self.stat.missing(stats.task))

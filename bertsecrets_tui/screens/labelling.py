@@ -98,7 +98,7 @@ class LabellingScreen(StoreScreen):
         if message.key == "saved":
             self.saving -= 1
             if message.error:
-                self.notify(message.error, title="label not saved", severity="error")
+                self.notify(message.error, title="label not saved", severity="error", markup=False)
             self.describe()
             return
         if message.error:
@@ -132,7 +132,7 @@ class LabellingScreen(StoreScreen):
     def describe(self) -> None:
         key = self.shown
         where = "" if key is None else (
-            f"[b]{self.tasks.get(key.run_id, '?').upper()}[/] · {key.role} · input {key.example + 1} · "
+            f"[b]{escape(self.tasks.get(key.run_id, '?').upper())}[/] · {escape(key.role)} · input {key.example + 1} · "
             f"layer [b]{key.layer + 1}[/] · head [b]{key.head + 1}[/] · "
         )
         self.query_one("#label-context", Static).update(

@@ -37,7 +37,7 @@ def class_line(context: RunContext, e: int, layer: int, head: int) -> str:
     for role in ROLES:
         said = context.classes.describe(role, e, layer, head)
         if said:
-            parts.append(f"{role}: " + ", ".join(f"{escape(who)} [b]{label}[/]" for who, label in said))
+            parts.append(f"{role}: " + ", ".join(f"{escape(who)} [b]{escape(label)}[/]" for who, label in said))
     return "class · " + (" │ ".join(parts) if parts else "none yet (label it on the Label screen, l)")
 
 
@@ -149,7 +149,7 @@ class MapScreen(RunMapsScreen):
                 pane.border_subtitle = f"0..{high:.3f}"
         n = len(tokens) or next((m.shape[0] for m in matrices.values() if not isinstance(m, str)), 0)
         self.query_one("#map-context", Static).update(
-            f"[b]{context.task.upper()}[/] · input [b]{s.example + 1}[/]/{context.n_examples} · L={n} · "
+            f"[b]{escape(context.task.upper())}[/] · input [b]{s.example + 1}[/]/{context.n_examples} · L={n} · "
             f"layer [b]{s.layer + 1}[/]/{context.n_layers} · head [b]{s.head + 1}[/]/{context.n_heads} · "
             f"scale: {'0..1' if self.absolute else 'per map'}"
         )

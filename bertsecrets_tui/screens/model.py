@@ -55,7 +55,7 @@ class ModelScreen(RunMapsScreen):
         if context is None or self.maps is None:
             return
         self.query_one("#model-context", Static).update(
-            f"[b]{context.task.upper()}[/] · input [b]{s.example + 1}[/]/{context.n_examples} · L={self.maps.shape[-1]} · "
+            f"[b]{escape(context.task.upper())}[/] · input [b]{s.example + 1}[/]/{context.n_examples} · L={self.maps.shape[-1]} · "
             f"[b]{s.role}[/] · each thumbnail scaled to its own maximum"
         )
         self.query_one("#model-text", Static).update(example_line(context, s.example))

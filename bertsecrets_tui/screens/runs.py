@@ -82,19 +82,19 @@ class RunsScreen(StoreScreen):
     def on_loaded(self, message: Loaded) -> None:
         note = self.query_one("#runs-note", Static)
         if message.error:
-            note.update(f"[red]{escape(message.error)}[/]")
+            note.update(Text(message.error, style="red"))
             return
         known = {r["run_id"] for r in self.runs}
         fresh = [r for r in message.value if r["run_id"] not in known]
         if self.runs and fresh:
-            self.notify(", ".join(f"{r['task']} {r['setup']}" for r in fresh), title="new runs")
+            self.notify(", ".join(f"{r['task']} {r['setup']}" for r in fresh), title="new runs", markup=False)
         self.runs = message.value
         if self.selection.run_id is None:
             self.app.select(run_id=self.reader.default_run(self.runs))
         self._fill()
         tasks = sorted({r["task"] for r in self.runs})
         note.update(
-            f"{len(self.runs)} runs of {len(tasks)} task{'s' if len(tasks) != 1 else ''} ({', '.join(tasks)}); "
+            f"{len(self.runs)} runs of {len(tasks)} task{'s' if len(tasks) != 1 else ''} ({escape(', '.join(tasks))}); "
             "Enter opens a run" if self.runs else
             "no runs yet: run `bertsecrets ingest mrpc` (this screen shows new runs as they start)"
         )
@@ -126,7 +126,7 @@ class RunsScreen(StoreScreen):
         if run is None:
             return
         run_id = run["run_id"]
-        detail = (f"{SETUPS.get(run['setup'], run['setup'])} · {escape(run['model'] or '-')} · {run_id} · "
+        detail = (f"{escape(SETUPS.get(run['setup'], run['setup']))} · {escape(run['model'] or '-')} · {escape(run_id)} · "
                   f"{run['n_layers']} layers x {run['n_heads']} heads · lr {run['learning_rate'] or '-'} · "
                   f"{run['epochs']} epochs · max length {run['max_length']} · started {when(run['started_at'], year=True)}")
         if run.get("error"):
@@ -144,7 +144,8 @@ class RunsScreen(StoreScreen):
         if not run["map_sets"]:
             with_maps = [r for r in self.runs if r["experiment_id"] == run["experiment_id"] and r["map_sets"]]
             if with_maps:
-                self.notify(f"{run['setup']} runs keep no maps: showing the fine-tuned run {with_maps[0]['run_id']}")
+                self.notify(f"{run['setup']} runs keep no maps: showing the fine-tuned run {with_maps[0]['run_id']}",
+                            markup=False)
                 run = with_maps[0]
         self.app.select(run_id=run["run_id"])
         self.app.action_goto("heads")

@@ -1,4 +1,4 @@
-"""The SQL screen: read-only queries on the catalog, with history, capped results and errors in place."""
+"""The SQL screen: a person's queries on the catalog in DuckDB's sandbox, with history, capped results and errors in place."""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ from textual.app import ComposeResult
 from textual.widgets import DataTable, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from bertsecrets.tui.markup import escape
 from bertsecrets.tui.messages import Loaded
 from bertsecrets.tui.screens.base import StoreScreen
 from bertsecrets.tui.widgets.history_input import HistoryInput
 from bertsecrets.tui.widgets.tables import fill
-from bertsecrets.store import Store
+from bertsecrets.store.catalog import SQLConsole
 
 #: Rows shown in the table; DataTable slows down with many thousands, and nobody reads them here.
 MAX_ROWS = 500
@@ -24,7 +23,8 @@ EXAMPLES = (
      "SELECT task, setup, model_used, seed, round(100 * f1, 1) AS f1, round(100 * accuracy, 1) AS acc "
      "FROM runs ORDER BY task, setup"),
     ("share of each pattern class (Fig. 2)",
-     "SELECT source, role, label, round(100 * avg(share), 1) AS pct FROM class_shares GROUP BY ALL ORDER BY source, role, pct DESC"),
+     "SELECT source, role, label, round(100 * avg(share), 1) AS pct FROM class_shares GROUP BY ALL "
+     "ORDER BY source, role, pct DESC, label"),
     ("heads that attend most to [CLS]",
      "SELECT layer + 1 AS layer, head + 1 AS head, round(attn_cls, 3) AS cls FROM head_stats "
      "WHERE role = 'finetuned' ORDER BY attn_cls DESC LIMIT 10"),
@@ -39,8 +39,9 @@ EXAMPLES = (
 )
 
 
-def run_query(store: Store, sql: str) -> dict[str, Any]:
-    table = store.query(sql)
+def run_query(console: SQLConsole, sql: str) -> dict[str, Any]:
+    """A person's query, run in the sandbox: the first MAX_ROWS rows, the columns and the row count."""
+    table = console.query(sql)
     shown = table.slice(0, MAX_ROWS)
     return {"columns": table.column_names, "rows": [list(r.values()) for r in shown.to_pylist()], "total": table.num_rows}
 
@@ -58,6 +59,11 @@ class SQLScreen(StoreScreen):
     """Type a query and press Enter; ↑/↓ walk the history; pick an example below to start from."""
 
     PLACE = "sql"
+
+    def __init__(self) -> None:
+        super().__init__()
+        # A connection of its own, never the app's: the person's SQL sees a sandboxed copy of the catalog.
+        self.sql_console: SQLConsole | None = None
 
     def compose(self) -> ComposeResult:
         yield from self.compose_nav()
@@ -84,7 +90,10 @@ class SQLScreen(StoreScreen):
         box.remember(sql)
         box.value = sql
         self.query_one("#sql-status", Static).update("running...")
-        self.load("query", run_query, self.app.store, sql)
+        if self.sql_console is None:
+            self.sql_console = SQLConsole(self.app.store.catalog)
+        self.sql_console.interrupt()  # a query still running is superseded: stop it rather than wait for it
+        self.load("query", run_query, self.sql_console, sql)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.submit(EXAMPLES[int(event.option.id)][1])
@@ -93,10 +102,15 @@ class SQLScreen(StoreScreen):
     def on_loaded(self, message: Loaded) -> None:
         status = self.query_one("#sql-status", Static)
         if message.error:
-            status.update(f"[red]{escape(message.error)}[/]")
+            status.update(Text(message.error, style="red"))
             return
         result = message.value
         table = self.query_one("#sql-result", DataTable)
         fill(table, result["columns"], [[cell(v) for v in row] for row in result["rows"]])
         total, shown = result["total"], len(result["rows"])
         status.update(f"{total} row{'s' if total != 1 else ''}" + (f" (showing the first {shown})" if total > shown else ""))
+
+    def on_unmount(self) -> None:
+        if self.sql_console is not None:
+            self.sql_console.interrupt()
+            self.sql_console.close()

@@ -16,11 +16,16 @@ MAX_WIDTH = 60
 
 
 def fill(table: DataTable, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Replace ``table``'s columns and rows (cells: text, numbers or Rich renderables)."""
+    """Replace ``table``'s columns and rows (cells: text, numbers or Rich renderables).
+
+    DataTable reads a str label or cell as Rich markup, emoji codes included; names and
+    values come from the store (or a person's SQL), so they are shown as written.
+    """
     table.clear(columns=True)
+    rows = [[as_written(v) for v in row] for row in rows]
     for i, name in enumerate(columns):
         width = max([len(name), *(_width(row[i]) for row in rows)])
-        table.add_column(name, key=name, width=min(width, MAX_WIDTH))
+        table.add_column(Text(name), key=name, width=min(width, MAX_WIDTH))
     table.add_rows(rows)
 
 
@@ -30,3 +35,19 @@ def _width(value: Any) -> int:
     if isinstance(value, float):
         return len(f"{value:.2f}")  # as DataTable prints floats
     return len(str(value))
+
+
+def as_written(value: Any) -> Any:
+    """``value`` for a DataTable cell that shows it as written.
+
+    A string that markup or emoji codes would change ("[/x]", "[bold]", ":smile:")
+    becomes ``Text``; any other string stays a string, so the cell's value reads as
+    before (``get_row_at``, sorting).
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        unchanged = Text.from_markup(value).plain == value
+    except Exception:  # not even valid markup ("[/x]" closes nothing)
+        unchanged = False
+    return value if unchanged else Text(value)
