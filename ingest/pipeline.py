@@ -21,6 +21,7 @@ the CLI.
 from __future__ import annotations
 
 from rich.console import Console
+from rich.text import Text
 
 from bertsecrets.core import config
 from bertsecrets.core.settings import IngestSettings
@@ -71,7 +72,7 @@ def ingest(settings: IngestSettings, console: Console | None = None) -> Plan:
     store = Store.create(config.store_path(settings.store))
     task, data, model = plan.task, plan.data, plan.model
     if model.notice:
-        console.print(f"[yellow]note:[/] {model.notice}", markup=True, highlight=False)
+        console.print(Text.assemble(("note:", "yellow"), " ", model.notice), highlight=False)
     if is_done(store, plan):
         console.print(f"nothing to do: {task.title} with {model.used} (seed {settings.seed}) is already in the store "
                       f"at {store.root}", markup=False, highlight=False)

@@ -176,7 +176,7 @@ class Store:
     # -- queries -----------------------------------------------------------
 
     def query(self, sql: str, params: list[Any] | None = None):
-        """Read-only SQL over the catalog; an Arrow table."""
+        """The app's own SQL over the catalog (a person's SQL runs in ``catalog.SQLConsole``); an Arrow table."""
         return self.catalog.query(sql, params)
 
     def rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from bertsecrets.core import config
-from bertsecrets.commands import console, store_arg
+from bertsecrets.commands import console, store_arg, text
 
 
 def add_parser(sub) -> None:
@@ -43,11 +43,11 @@ def run(args: argparse.Namespace) -> int:
         try:
             paths = draw(store, task, folder)
         except UserError as exc:
-            out.print(f"[yellow]{name}:[/] {exc}", highlight=False)
+            out.print(text((f"{name}:", "yellow"), " ", str(exc)), highlight=False)
             continue
         written.extend(paths)
         for path in paths:
-            out.print(f"  [green]✓[/] {path}", highlight=False)
+            out.print(text("  ", ("✓", "green"), " ", str(path)), highlight=False)
     if not written:
         raise UserError(f"no figures for {task}: run `bertsecrets ingest {task}` first")
     return 0

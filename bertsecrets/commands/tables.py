@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bertsecrets.core.stats import rho_text, spearman
@@ -37,7 +38,7 @@ def _metric_cells(task: Task, record: dict[str, Any] | None) -> list[str]:
 def print_table1(console: Console, store: Store, plan) -> None:
     """The paper's Table 1 for this ingest: dev metrics of the three set-ups, beside the paper's."""
     task = plan.task
-    table = Table(title=f"Table 1: {task.title} dev, {plan.model.used}, seed {plan.settings.seed} (%)",
+    table = Table(title=f"Table 1: {task.title} dev, {escape(plan.model.used)}, seed {plan.settings.seed} (%)",
                   caption="paper: bert-base-uncased, Kovaleva et al. 2019")
     table.add_column("set-up", no_wrap=True)
     for metric in task.metrics:
@@ -117,7 +118,7 @@ def print_summary(console: Console, store: Store, run_id: str) -> None:
     main = task.main_metric
     by_key = {(r["kind"], r["layer"], r["head"], r["metric"]): r for r in rows}
     n = rows[0]["n_examples"]
-    table = Table(title=f"{task.title} dev ({n} examples) with heads disabled: {record['model_used']}, seed "
+    table = Table(title=f"{task.title} dev ({n} examples) with heads disabled: {escape(record['model_used'])}, seed "
                         f"{record['seed']}, run {run_id}; % points, 95% paired bootstrap interval; paper: bert-base-uncased")
     others = [m for m in task.metrics if m != main]
     table.add_column("disabled")
@@ -166,7 +167,7 @@ def print_seeds(console: Console, store: Store, key: str) -> None:
     task = get_task(rows[0]["task"])
     main = task.main_metric
     mean_rows = [{**r, "delta": r["delta_mean"]} for r in rows]
-    table = Table(title=f"{task.title} dev across seeds {rows[0]['seeds']} ({rows[0]['model']}): mean ± std "
+    table = Table(title=f"{task.title} dev across seeds {rows[0]['seeds']} ({escape(rows[0]['model'])}): mean ± std "
                         f"(% points; ranked by mean Δ {main})")
     table.add_column("disabled")
     table.add_column(main, justify="right")

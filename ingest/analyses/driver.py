@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 
 from bertsecrets.core.tasks import ROLES
@@ -385,7 +386,7 @@ def analyse(store: Store, run_id: str, console: Console, progress: Progress | No
                 _record(store, run_id, "classes", want["classes"], time.perf_counter() - started,
                         "skipped" if why else "done", why)
                 if why:
-                    console.print(f"  [yellow]pattern classifiers skipped:[/] {why}")
+                    console.print(f"  [yellow]pattern classifiers skipped:[/] {escape(str(why))}")
                 else:
                     rows = queries.classifiers(store, run_id)
                     scores = ", ".join(f"{r['kind']} {r['cv_macro_f1']:.3f}" for r in rows)
@@ -396,7 +397,7 @@ def analyse(store: Store, run_id: str, console: Console, progress: Progress | No
             started = time.perf_counter()
             items, why = sentences.framenet_sentences()
             if why:
-                console.print(f"  [yellow]FrameNet relation heads skipped:[/] {why}", highlight=False)
+                console.print(f"  [yellow]FrameNet relation heads skipped:[/] {escape(str(why))}", highlight=False)
             else:
                 sentences_step(store, run_id, "framenet", items, f"{run_id}-framenet", progress)
                 _say(console, f"FrameNet relation heads: {len(items) // 2} sentences")
