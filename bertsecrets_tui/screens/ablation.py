@@ -34,10 +34,10 @@ class AblationScreen(StoreScreen):
     DEPENDS = ("ablation", "ablation_seeds", "pruning", "head_importance", "runs")
     BINDINGS = [
         Binding("x", "metric", "metric"),
-        Binding("right_square_bracket", "tab(1)", "next tab"),
-        Binding("left_square_bracket", "tab(-1)", "prev tab", show=False),
-        Binding("o", "sort(1)", "sort"),
-        Binding("O", "sort(-1)", "sort back", show=False),
+        Binding("right_square_bracket", "tab(1)", "tab", key_display="]/["),
+        Binding("left_square_bracket", "tab(-1)", "previous tab", show=False),
+        Binding("o", "sort(1)", "sort", key_display="o/O"),
+        Binding("O", "sort(-1)", "sort by the previous column", show=False),
     ]
 
     def __init__(self) -> None:

@@ -30,9 +30,9 @@ class HeadGridScreen(StoreScreen):
     PLACE = "heads"
     DEPENDS = HEAD_TABLES
     BINDINGS = [
-        Binding("c", "stat(1)", "next statistic"),
-        Binding("C", "stat(-1)", "previous", show=False),
-        Binding("x", "option(1)", "choice"),
+        Binding("c", "stat(1)", "statistic", key_display="c/C"),
+        Binding("C", "stat(-1)", "previous statistic", show=False),
+        Binding("x", "option(1)", "choice", key_display="x/X"),
         Binding("X", "option(-1)", "previous choice", show=False),
         Binding("t", "role", "pre/fine-tuned"),
     ]
