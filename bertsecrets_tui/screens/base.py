@@ -120,7 +120,7 @@ class RunMapsScreen(StoreScreen):
 
     DEPENDS = ("maps", "tokens", "examples", "map_classes", "labels")
     BINDINGS = [
-        Binding("n", "example(1)", "input", key_display="n/p"),
+        Binding("n", "example(1)", "input", key_display="n/p", tooltip="next input"),
         Binding("p", "example(-1)", "previous input", show=False),
     ]
 

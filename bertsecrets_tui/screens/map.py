@@ -51,17 +51,19 @@ class MapScreen(RunMapsScreen):
 
     PLACE = "map"
     BINDINGS = [
-        Binding("right_square_bracket", "head(1)", "head", key_display="]/["),
+        Binding("right_square_bracket", "head(1)", "head", key_display="]/[", tooltip="next head"),
         Binding("left_square_bracket", "head(-1)", "previous head", show=False),
-        Binding("right_curly_bracket", "layer(1)", "layer", key_display="}/{"),
+        Binding("right_curly_bracket", "layer(1)", "layer", key_display="}/{", tooltip="next layer"),
         Binding("left_curly_bracket", "layer(-1)", "previous layer", show=False),
-        Binding("plus,equals_sign", "zoom(1)", "zoom", key_display="+/-"),
+        Binding("plus,equals_sign", "zoom(1)", "zoom", key_display="+/-", tooltip="zoom in (0 fits the map to its pane again)"),
         Binding("minus", "zoom(-1)", "zoom out", show=False),
-        Binding("0", "fit", "fit"),
-        Binding("v", "view", "view"),
-        Binding("c", "scale", "scale"),
-        Binding("less_than_sign", "span(-1)", "smaller fixed range", show=False),
-        Binding("greater_than_sign", "span(1)", "larger fixed range", show=False),
+        Binding("0", "fit", "fit", tooltip="the largest zoom at which the whole map fits its pane"),
+        Binding("v", "view", "view", tooltip="one pane or all three"),
+        Binding("c", "scale", "scale", tooltip="colour scale: each map its own range, 0..1, or 0..1 with the difference on a fixed range"),
+        Binding("less_than_sign", "span(-1)", "smaller fixed range", show=False,
+                tooltip="fix the difference's range, or make it smaller"),
+        Binding("greater_than_sign", "span(1)", "larger fixed range", show=False,
+                tooltip="fix the difference's range, or make it larger"),
     ]
 
     def __init__(self) -> None:

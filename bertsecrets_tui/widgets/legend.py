@@ -6,6 +6,8 @@ printed ends tell a difference of ±0.004 from one of ±0.4.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 from rich.segment import Segment
 from rich.style import Style
@@ -30,8 +32,13 @@ def ramp_levels(palette: palettes.Palette, cells: int = RAMP) -> list[int]:
     return [int(round(x)) for x in np.linspace(0, palette.n - 1, cells)]
 
 
-def legend_text(palette: palettes.Palette, low: float, high: float) -> tuple[str, str]:
-    """The numbers at the two ends: 0..high, or -high..+high for a diverging palette."""
+Format = Callable[[float], str]
+
+
+def legend_text(palette: palettes.Palette, low: float, high: float, fmt: Format | None = None) -> tuple[str, str]:
+    """The numbers at the two ends: low..high, or -high..+high for a diverging palette."""
+    if fmt is not None:
+        return (fmt(-abs(high)), fmt(abs(high))) if palette.diverging else (fmt(low), fmt(high))
     if palette.diverging:
         return scale_number(-abs(high)), scale_number(abs(high), signed=True)
     return scale_number(low), scale_number(high)
@@ -42,9 +49,10 @@ def legend_width(palette: palettes.Palette, low: float, high: float) -> int:
     return len(left) + 1 + RAMP + 1 + len(right)
 
 
-def legend_segments(palette: palettes.Palette, low: float, high: float, base: Style) -> list[Segment]:
+def legend_segments(palette: palettes.Palette, low: float, high: float, base: Style,
+                    fmt: Format | None = None) -> list[Segment]:
     """``low ▆▆▆▆▆▆▆▆▆ high`` in ``base`` style, the ramp drawn in the palette's own colours."""
-    left, right = legend_text(palette, low, high)
+    left, right = legend_text(palette, low, high, fmt)
     segments = [Segment(left + " ", base)]
     segments += [Segment(" ", base + Style(bgcolor=palette.color(level))) for level in ramp_levels(palette)]
     segments.append(Segment(" " + right, base))
