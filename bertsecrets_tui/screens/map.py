@@ -158,8 +158,7 @@ class MapScreen(RunMapsScreen):
         n = len(tokens) or next((m.shape[0] for m in matrices.values() if not isinstance(m, str)), 0)
         self.query_one("#map-context", Static).update(
             f"[b]{context.task.upper()}[/] · input [b]{s.example + 1}[/]/{context.n_examples} · L={n} · "
-            f"layer [b]{s.layer + 1}[/]/{context.n_layers} · head [b]{s.head + 1}[/]/{context.n_heads} · "
-            f"scale: {escape(self.scale_text())}"
+            f"layer [b]{s.layer + 1}[/]/{context.n_layers} · head [b]{s.head + 1}[/]/{context.n_heads}"
         )
         self.query_one("#map-text", Static).update(example_line(context, s.example))
         self.query_one("#map-classes", Static).update(class_line(context, s.example, s.layer, s.head))
@@ -168,12 +167,13 @@ class MapScreen(RunMapsScreen):
     def scale_text(self) -> str:
         """The colour scale in words, with the keys that change it."""
         if self.scale == "per map":
-            return "each map its own (c)"
+            return "colours: each map its own range (c)"
         if self.scale == "0..1":
-            return "0..1, Δ ±1 (c)"
-        return f"0..1, Δ ±{scale_number(self.span)} (c, < >)"
+            return "colours: 0..1, Δ ±1 (c)"
+        return f"colours: 0..1, Δ ±{scale_number(self.span)} (c, < >)"
 
     def describe_cursor(self) -> None:
+        """The cursor's query and key tokens, whole, the values under it, and the colour scale."""
         panes = [p for p in self.panes() if p.matrix is not None]
         if not panes:
             self.query_one("#map-status", Static).update("")
@@ -186,6 +186,7 @@ class MapScreen(RunMapsScreen):
             values.append(f"{SHORT[pane.id]} [b]{v:+.3f}[/]" if pane.id == "difference" else f"{SHORT[pane.id]} [b]{v:.3f}[/]")
         self.query_one("#map-status", Static).update(
             f"query {q} [b]{escape(tokens[q])}[/] → key {k} [b]{escape(tokens[k])}[/] · " + " · ".join(values)
+            + f" · {escape(self.scale_text())}"
         )
 
     def on_heatmap_cursor_moved(self, message: Heatmap.CursorMoved) -> None:

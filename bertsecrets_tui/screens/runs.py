@@ -18,7 +18,8 @@ from bertsecrets.tui.screens.base import StoreScreen
 SHORT_SETUPS = {"finetuned": "fine-tuned", "random_init": "random init", "no_finetuning": "not tuned"}
 COLUMNS = ("task", "set-up", "metrics", "status", "dev (maps)", "model", "seed", "started")
 #: Left out first when the table is wider than the screen: the line under the table names them for the run.
-DROP_ORDER = ("model", "seed", "dev (maps)", "started")
+#: The task goes before the start time, but only while every run is of one task (the line above names it).
+DROP_ORDER = ("model", "seed", "dev (maps)", "task", "started")
 #: The steps after a fine-tuned run's maps, by the table each writes, in the order they land.
 POST_STEPS = (("head_stats", "analyses"), ("classifiers", "classifiers"), ("ablation", "ablation"),
               ("head_importance", "importance"), ("pruning", "pruning"))
@@ -84,10 +85,12 @@ def shown_columns(rows: list[tuple[str, ...]], width: int) -> list[int]:
     padding of one on each side), leaving out those of DROP_ORDER first."""
     widths = [max([len(name), *(len(row[i]) for row in rows)]) + 2 for i, name in enumerate(COLUMNS)]
     shown = list(range(len(COLUMNS)))
+    one_task = len({row[COLUMNS.index("task")] for row in rows}) <= 1
     for name in DROP_ORDER:
         if sum(widths[i] for i in shown) <= width:
             break
-        shown.remove(COLUMNS.index(name))
+        if name != "task" or one_task:
+            shown.remove(COLUMNS.index(name))
     return shown
 
 

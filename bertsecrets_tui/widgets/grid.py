@@ -101,7 +101,7 @@ class HeadGrid(CachedLook, HeadCursor, can_focus=True):
             return Strip(segments).adjust_cell_length(width, base)
         layer = y - 1
         if layer == layers and self.has_legend:
-            legend = legend_segments(self.palette, self.grid.low, self.grid.high, base, self.grid.fmt)
+            legend = legend_segments(self.palette, self.grid.low, self.grid.high, base, self.grid.fmt, width - LABEL)
             return Strip([Segment(" " * LABEL, base), *legend]).crop(0, width).adjust_cell_length(width, base)
         if layer >= layers:
             return Strip.blank(width, base)

@@ -336,7 +336,7 @@ class Heatmap(CachedLook, ScrollView, can_focus=True):
         scroll_x, scroll_y = self.scroll_offset
         body_width = max(0, width - layout.gutter)
         if layout.legend_row and y == region.height - 1:
-            legend = Strip(legend_segments(self.palette, self.low, self.high, base))
+            legend = Strip(legend_segments(self.palette, self.low, self.high, base, width=width))
             indent = max(0, min(layout.gutter, width - legend.cell_length))  # under the map, or as far left as needed
             return Strip.join([Strip.blank(indent, base), legend]).crop(0, width).adjust_cell_length(width, base)
         if y < layout.header:

@@ -50,10 +50,14 @@ def legend_width(palette: palettes.Palette, low: float, high: float) -> int:
 
 
 def legend_segments(palette: palettes.Palette, low: float, high: float, base: Style,
-                    fmt: Format | None = None) -> list[Segment]:
-    """``low ▆▆▆▆▆▆▆▆▆ high`` in ``base`` style, the ramp drawn in the palette's own colours."""
+                    fmt: Format | None = None, width: int | None = None) -> list[Segment]:
+    """``low ▆▆▆▆▆▆▆▆▆ high`` in ``base`` style, the ramp drawn in the palette's own colours.
+
+    In fewer than its usual cells (``width``) the ramp shrinks first, down to three cells, so the numbers stay whole.
+    """
     left, right = legend_text(palette, low, high, fmt)
+    cells = RAMP if width is None else max(3, min(RAMP, width - len(left) - len(right) - 2))
     segments = [Segment(left + " ", base)]
-    segments += [Segment(" ", base + Style(bgcolor=palette.color(level))) for level in ramp_levels(palette)]
+    segments += [Segment(" ", base + Style(bgcolor=palette.color(level))) for level in ramp_levels(palette, cells)]
     segments.append(Segment(" " + right, base))
     return segments
