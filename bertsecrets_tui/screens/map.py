@@ -57,7 +57,7 @@ class MapScreen(RunMapsScreen):
         Binding("left_curly_bracket", "layer(-1)", "previous layer", show=False),
         Binding("plus,equals_sign", "zoom(1)", "zoom", key_display="+/-", tooltip="zoom in (0 fits the map to its pane again)"),
         Binding("minus", "zoom(-1)", "zoom out", show=False),
-        Binding("0", "fit", "fit", tooltip="the largest zoom at which the whole map fits its pane"),
+        Binding("0", "fit", "fit", show=False, tooltip="the largest zoom at which the whole map fits its pane"),
         Binding("v", "view", "view", tooltip="one pane or all three"),
         Binding("c", "scale", "scale", tooltip="colour scale: each map its own range, 0..1, or 0..1 with the difference on a fixed range"),
         Binding("less_than_sign", "span(-1)", "smaller fixed range", show=False,
