@@ -133,6 +133,12 @@ async def test_heatmap_lines_never_run_past_their_pane(long_store, size):
         top = next(i for i, line in enumerate(lines) if line.count("╭") == 3)
         bottom = next(i for i, line in enumerate(lines) if line.count("╰") == 3)
         assert all(line.rstrip().endswith("│") for line in lines[top + 1: bottom])
+        await settle(pilot, "l")  # the labelling screen's map, of a 58- to 62-token input
+        pane = app.screen.query_one(Heatmap)
+        assert pane.matrix is not None and pane.n >= 58
+        width = pane.scrollable_content_region.width
+        for y in range(pane.scrollable_content_region.height):
+            assert sum(cell_len(seg.text) for seg in pane.render_line(y)) == width, ("label", y)
 
 
 # -- the help --------------------------------------------------------------------

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
@@ -144,7 +145,7 @@ class RunsScreen(StoreScreen):
             "no runs yet: run `bertsecrets ingest mrpc` (this screen shows new runs as they start)"
         )
 
-    def on_resize(self, event) -> None:
+    def on_resize(self, event: events.Resize) -> None:
         super().on_resize(event)
         if self.runs and self._columns != shown_columns(self._rows(), self._room()):
             self._fill()
