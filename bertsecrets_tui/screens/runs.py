@@ -52,18 +52,21 @@ def waiting_steps(run: dict[str, Any], landed: list[str]) -> list[str]:
 
 
 def status_text(run: dict[str, Any], landed: list[str] | None = None) -> str:
-    """The run's own stage while it runs; once done, the first step after its maps still to land (▷), if any."""
+    """The run's own stage while it runs; once done, the first step after its maps still to land (▷), if any.
+
+    ``landed`` None: the steps' tables are not read yet, so nothing is said of them.
+    """
     if run["status"] == "running":
         return f"▶ {run['stage'] or 'starting'}"
-    waiting = waiting_steps(run, landed or [])
+    waiting = [] if landed is None else waiting_steps(run, landed)
     if waiting:
         return f"▷ {waiting[0]}"
     return run["status"] or "-"
 
 
-def steps_text(run: dict[str, Any], landed: list[str]) -> str:
+def steps_text(run: dict[str, Any], landed: list[str] | None) -> str:
     """Each step after the maps, ✓ when its rows are in the catalog, with what to run for the others."""
-    if run["status"] != "done" or not run.get("map_sets"):
+    if landed is None or run["status"] != "done" or not run.get("map_sets"):
         return ""
     waiting = waiting_steps(run, landed)
     marks = " ".join(f"{name} {'–' if name in waiting else '✓'}" for _, name in POST_STEPS)
@@ -119,17 +122,21 @@ class RunsScreen(StoreScreen):
         return tuple(self.app.versions.get(t, 0) for t in self.DEPENDS)
 
     def reload(self) -> None:
-        self.load("runs", self._runs_and_steps)
-
-    def _runs_and_steps(self) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
-        return self.reader.runs(), self.reader.tables_with_rows(tuple(table for table, _ in POST_STEPS))
+        # Two reads: the runs show as soon as they are read, the steps' marks follow.
+        self.load("runs", self.reader.runs)
+        self.load("steps", self.reader.tables_with_rows, tuple(table for table, _ in POST_STEPS))
 
     def on_loaded(self, message: Loaded) -> None:
         note = self.query_one("#runs-note", Static)
         if message.error:
             note.update(f"[red]{escape(message.error)}[/]")
             return
-        runs, self.landed = message.value
+        if message.key == "steps":
+            self.landed = message.value
+            if self.runs:
+                self._fill()
+            return
+        runs = message.value
         known = {r["run_id"] for r in self.runs}
         fresh = [r for r in runs if r["run_id"] not in known]
         if self.runs and fresh:
@@ -151,7 +158,7 @@ class RunsScreen(StoreScreen):
             self._fill()
 
     def _rows(self) -> list[tuple[str, ...]]:
-        return [row_of(run, self.landed.get(run["run_id"], [])) for run in self.runs]
+        return [row_of(run, self.landed.get(run["run_id"])) for run in self.runs]
 
     def _room(self) -> int:
         return self.query_one(DataTable).scrollable_content_region.width or self.app.size.width
@@ -187,7 +194,7 @@ class RunsScreen(StoreScreen):
         if run is None:
             return
         run_id = run["run_id"]
-        steps = steps_text(run, self.landed.get(run_id, []))
+        steps = steps_text(run, self.landed.get(run_id))
         detail = (f"{SETUPS.get(run['setup'], run['setup'])} · {escape(run['model'] or '-')} · seed {run['seed']} · "
                   f"started {when(run['started_at'], year=True)}" + (f" · {escape(steps)}" if steps else "")
                   + f" · {run_id} · {run['n_layers']} layers x {run['n_heads']} heads · lr {run['learning_rate'] or '-'}"
