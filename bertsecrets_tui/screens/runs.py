@@ -122,9 +122,9 @@ class RunsScreen(StoreScreen):
         return tuple(self.app.versions.get(t, 0) for t in self.DEPENDS)
 
     def reload(self) -> None:
-        # Two reads: the runs show as soon as they are read, the steps' marks follow.
+        # Two reads, one after the other: the runs show as soon as they are read, the steps' marks follow
+        # (each read opens its thread's catalog connection; two at once would slow the first screen).
         self.load("runs", self.reader.runs)
-        self.load("steps", self.reader.tables_with_rows, tuple(table for table, _ in POST_STEPS))
 
     def on_loaded(self, message: Loaded) -> None:
         note = self.query_one("#runs-note", Static)
@@ -137,6 +137,7 @@ class RunsScreen(StoreScreen):
                 self._fill()
             return
         runs = message.value
+        self.load("steps", self.reader.tables_with_rows, tuple(table for table, _ in POST_STEPS))
         known = {r["run_id"] for r in self.runs}
         fresh = [r for r in runs if r["run_id"] not in known]
         if self.runs and fresh:
