@@ -229,3 +229,7 @@ class Reader:
         seeds = queries.ablation_seeds(self.store, run["experiment_id"])
         setups = queries.experiment_runs(self.store, run["experiment_id"], finished=False)
         return RunStats(run_id, run["task"], int(run["n_layers"]), int(run["n_heads"]), tables, seeds, setups)
+
+    def tables_with_rows(self, tables: tuple[str, ...]) -> dict[str, list[str]]:
+        """Per run, which of ``tables`` hold its rows so far (the steps after its maps that have landed)."""
+        return queries.tables_with_rows(self.store, tables)
