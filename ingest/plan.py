@@ -87,7 +87,7 @@ def make_plan(settings: IngestSettings, compute: Compute | None = None) -> Plan:
     model = resolve_model(settings.model)
     data = load_task_data(task, settings.data_dir, settings.skip_bad_rows)
     if settings.max_train_examples is not None:
-        data.train = data.train.head(settings.max_train_examples)
+        data = replace(data, train=data.train.head(settings.max_train_examples))
     if settings.learning_rate is None:
         settings = replace(settings, learning_rate=model.learning_rate)
     compute = compute or resolve_compute(settings.device)
