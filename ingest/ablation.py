@@ -194,45 +194,94 @@ def ablate(store: Store, run_id: str, console: Console, progress: Progress, devi
     if not missing:
         return
     with store.lock(f"ablation-{run_id}", f"the ablation of run {run_id}"):
-        from bertsecrets.ingest.importance import head_importance
-
-        task = get_task(record["task"])
-        sweep, labels, mean_losses = _prepare(store, record, device, batch_size)
-        data = sweep.data
+        prepared = _prepare(store, record, device, batch_size)
         if "ablation" in missing:
-            configs, masks = sweep_configs(*sweep.shape)
             started = time.perf_counter()
-            logits = sweep.fast(masks, _bar(progress, f"disabling heads and layers ({len(configs)} configurations)", len(data)))
-            seconds = time.perf_counter() - started
-            store.catalog.write("ablation", run_id, ablation_rows(run_id, task, configs, logits, mean_losses(logits), labels, n_boot))
-            console.print(f"  [green]✓[/] {len(configs)} configurations (baseline, {masks.shape[1] * masks.shape[2]} heads, "
-                          f"{masks.shape[1]} layers) on {len(data)} dev examples in {fmt_seconds(seconds)}")
+            configs, masks = sweep_configs(*prepared[0].shape)
+            logits = prepared[0].fast(masks, _bar(progress, f"disabling heads and layers ({len(configs)} configurations)",
+                                                  len(prepared[0].data)))
+            write_sweep(store, record, logits, prepared, console, time.perf_counter() - started, n_boot)
         if "head_importance" in missing:
-            started = time.perf_counter()
-            importance = head_importance(sweep.model, data, labels, sweep.device, batch_size,
-                                         _bar(progress, "head importance (one backward pass)", len(data)))
-            order = np.argsort(-importance.ravel(), kind="stable")
-            rank = np.empty(importance.size, dtype=int)
-            rank[order] = np.arange(1, importance.size + 1)
-            store.catalog.write("head_importance", run_id, [
-                {"run_id": run_id, "layer": layer, "head": head, "importance": float(importance[layer, head]),
-                 "rank": int(rank[layer * importance.shape[1] + head])}
-                for layer in range(importance.shape[0]) for head in range(importance.shape[1])
-            ])
-            console.print(f"  [green]✓[/] head importance in {fmt_seconds(time.perf_counter() - started)}")
+            write_importance(store, record, prepared, console, progress, batch_size)
         if "pruning" in missing:
-            stored = queries.head_importance(store, run_id)
-            importance = np.array([r["importance"] for r in stored]).reshape(sweep.shape)
-            counts, masks = pruning_masks(importance)
-            started = time.perf_counter()
-            logits = sweep.fast(masks, _bar(progress, f"pruning curve ({len(counts)} points)", len(data)))
-            rows = []
-            for fraction, k, lg in zip(PRUNE_FRACTIONS, counts, logits):
-                scores = metrics.compute(task, metrics.predictions(task, lg), labels)
-                rows += [{"run_id": run_id, "fraction": fraction, "n_disabled": k, "metric": m, "value": scores[m]}
-                         for m in task.metrics]
-            store.catalog.write("pruning", run_id, rows)
-            console.print(f"  [green]✓[/] pruning curve in {fmt_seconds(time.perf_counter() - started)}")
+            write_pruning(store, record, prepared, console, progress)
+
+
+# -- its pieces, each a unit of work of its own on a cluster (``ingest/units.py``) ------------------
+
+
+def sweep_part(store: Store, run_id: str, part: int, progress: Progress, device: str = "auto",
+               batch_size: int = 32) -> np.ndarray:
+    """The logits ``[config, example, label]`` of one piece of the sweep (``sweep.slices``, in that order)."""
+    from bertsecrets.ingest.sweep import slices
+
+    sweep = _prepare(store, finetuned_run(store, run_id), device, batch_size)[0]
+    configs, masks = sweep_configs(*sweep.shape)
+    chosen = slices(masks)[part]
+    return sweep.fast(masks[chosen], _bar(progress, f"disabling heads and layers (part {part + 1}, "
+                                                    f"{len(chosen)} configurations)", len(sweep.data)))
+
+
+def sweep_parts(n_layers: int, n_heads: int) -> list[np.ndarray]:
+    """The configurations of each piece of the sweep of a model of that shape."""
+    from bertsecrets.ingest.sweep import slices
+
+    return slices(sweep_configs(n_layers, n_heads)[1])
+
+
+def write_sweep(store: Store, record: dict[str, Any], logits: np.ndarray, prepared, console: Console,
+                seconds: float, n_boot: int = N_BOOT) -> None:
+    """The ``ablation`` rows of a run from the logits of every configuration of its sweep."""
+    sweep, labels, mean_losses = prepared
+    run_id, task = record["run_id"], get_task(record["task"])
+    configs, masks = sweep_configs(*sweep.shape)
+    store.catalog.write("ablation", run_id, ablation_rows(run_id, task, configs, logits, mean_losses(logits), labels, n_boot))
+    console.print(f"  [green]✓[/] {len(configs)} configurations (baseline, {masks.shape[1] * masks.shape[2]} heads, "
+                  f"{masks.shape[1]} layers) on {len(sweep.data)} dev examples in {fmt_seconds(seconds)}")
+
+
+def write_importance(store: Store, record: dict[str, Any], prepared, console: Console, progress: Progress,
+                     batch_size: int = 32) -> None:
+    """The ``head_importance`` rows of a run: one backward pass over its dev inputs."""
+    from bertsecrets.ingest.importance import head_importance
+
+    sweep, labels, _ = prepared
+    run_id, data = record["run_id"], sweep.data
+    started = time.perf_counter()
+    importance = head_importance(sweep.model, data, labels, sweep.device, batch_size,
+                                 _bar(progress, "head importance (one backward pass)", len(data)))
+    order = np.argsort(-importance.ravel(), kind="stable")
+    rank = np.empty(importance.size, dtype=int)
+    rank[order] = np.arange(1, importance.size + 1)
+    store.catalog.write("head_importance", run_id, [
+        {"run_id": run_id, "layer": layer, "head": head, "importance": float(importance[layer, head]),
+         "rank": int(rank[layer * importance.shape[1] + head])}
+        for layer in range(importance.shape[0]) for head in range(importance.shape[1])
+    ])
+    console.print(f"  [green]✓[/] head importance in {fmt_seconds(time.perf_counter() - started)}")
+
+
+def write_pruning(store: Store, record: dict[str, Any], prepared, console: Console, progress: Progress) -> None:
+    """The ``pruning`` rows of a run, from its stored head importance."""
+    sweep, labels, _ = prepared
+    run_id, task, data = record["run_id"], get_task(record["task"]), sweep.data
+    stored = queries.head_importance(store, run_id)
+    importance = np.array([r["importance"] for r in stored]).reshape(sweep.shape)
+    counts, masks = pruning_masks(importance)
+    started = time.perf_counter()
+    logits = sweep.fast(masks, _bar(progress, f"pruning curve ({len(counts)} points)", len(data)))
+    rows = []
+    for fraction, k, lg in zip(PRUNE_FRACTIONS, counts, logits):
+        scores = metrics.compute(task, metrics.predictions(task, lg), labels)
+        rows += [{"run_id": run_id, "fraction": fraction, "n_disabled": k, "metric": m, "value": scores[m]}
+                 for m in task.metrics]
+    store.catalog.write("pruning", run_id, rows)
+    console.print(f"  [green]✓[/] pruning curve in {fmt_seconds(time.perf_counter() - started)}")
+
+
+def prepare(store: Store, run_id: str, device: str = "auto", batch_size: int = 32):
+    """What the pieces above need of a finished fine-tuned run: its sweep, dev labels and loss function."""
+    return _prepare(store, finetuned_run(store, run_id), device, batch_size)
 
 
 # -- the ingest step ----------------------------------------------------------------

@@ -44,6 +44,20 @@ def first_disabled_layer(configs: torch.Tensor) -> torch.Tensor:
     return torch.where(layers.any(-1), first, torch.full_like(first, configs.shape[1]))
 
 
+def slices(configs) -> list[np.ndarray]:
+    """The configurations ``[config, layer, head]`` cut into independent pieces of work, costliest first.
+
+    A piece holds every configuration whose first disabled layer is the same
+    (the baseline goes with the last layer's), so :meth:`Sweep.fast` stacks
+    exactly the configurations it would stack over all of them: the logits of
+    the pieces are the logits of the whole sweep, bit for bit.
+    """
+    starts = first_disabled_layer(torch.as_tensor(np.asarray(configs), dtype=torch.bool)).numpy()
+    n_layers = np.asarray(configs).shape[1]
+    starts = np.minimum(starts, n_layers - 1)
+    return [np.flatnonzero(starts == s) for s in sorted(set(starts.tolist()))]
+
+
 class Sweep:
     """Evaluates configurations ``[config, layer, head]`` on one model and one encoded dev set."""
 
@@ -79,13 +93,15 @@ class Sweep:
         n_layers = self.shape[0]
         starts = first_disabled_layer(configs)
         groups = [(int(s), (starts == s).nonzero().flatten()) for s in starts.unique().tolist()]
+        # The states up to the last layer any configuration starts at (the baseline needs them all).
+        top = min(n_layers - 1, int(starts.max())) if len(configs) else 0
         out = np.zeros((len(configs), len(self.data), self.n_labels), dtype=np.float32)
         for idx in self.batches:
             inputs = collate(self.data, idx, self.device)
             with autocast(self.device):
                 hidden, mask = self.pieces.embed(inputs)
                 states = [hidden]  # states[layer]: the hidden states entering that layer
-                for layer in range(n_layers - 1):
+                for layer in range(top):
                     states.append(self.pieces.run(states[-1], mask, layer, layer + 1))
                 for start, members in groups:
                     if start == n_layers:  # nothing disabled
