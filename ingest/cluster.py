@@ -388,6 +388,7 @@ class Submitter:
         self.cluster, self.store, self.view = cluster, store, view
         self.root = str(store.root)
         self.shared_maps: dict[str, Any] = {}  # map_id -> the future of the unit that makes the set
+        self.sweep_pieces = 1  # see ``sweep_pieces``
 
     def submit(self, cell: Cell, kind: str, unit: str, fn: Callable, args: tuple, after: list,
                model: bool = True) -> Any:
@@ -443,18 +444,18 @@ class Submitter:
         for step in POST_STEPS:
             if not fresh and step.done(self.store, plan):
                 continue
-            if step is not ablation:
+            if step is not ablation or self.sweep_pieces == 1:  # the step as one unit, as in one process
                 self.submit(cell, "post", f"{step.NAME}-{run_id}", units.post_step, (self.root, plan, step.NAME),
-                            finished, model=False)
+                            finished, model=step is ablation)
                 continue
-            device, batch = s.device, min(s.eval_batch_size, 32)
+            device, batch, pieces = s.device, min(s.eval_batch_size, 32), self.sweep_pieces
             missing = {t for t in ablation.TABLES if fresh or not self.store.catalog.has_part(t, run_id)}
             if "ablation" in missing:
-                pieces = ablation.sweep_parts(plan.model.n_layers, plan.model.n_heads)
                 parts = [self.submit(cell, "sweep", f"sweep-{i}-{run_id}", units.sweep_part,
-                                     (self.root, run_id, i, device, batch), finished) for i in range(len(pieces))]
+                                     (self.root, run_id, i, pieces, device, batch), finished)
+                         for i in range(len(ablation.sweep_parts(plan.model.n_layers, plan.model.n_heads, pieces)))]
                 self.submit(cell, "write_sweep", f"write_sweep-{run_id}", units.write_sweep,
-                            (self.root, run_id, device, batch, parts), [])
+                            (self.root, run_id, pieces, parts), [], model=False)
             importance = finished
             if "head_importance" in missing:
                 importance = [self.submit(cell, "importance", f"importance-{run_id}", units.importance,
@@ -462,6 +463,15 @@ class Submitter:
             if "pruning" in missing:
                 self.submit(cell, "pruning", f"pruning-{run_id}", units.pruning, (self.root, run_id, device, batch),
                             importance)
+
+
+def sweep_pieces(workers: int, sweeps: int, n_layers: int) -> int:
+    """Pieces to cut each run's sweep into: enough that ``sweeps`` runs' pieces keep ``workers`` busy, no more.
+
+    Each piece loads the run's model and repeats the clean pass up to its first
+    layer: where there are as many runs as workers, the whole sweep is one unit.
+    """
+    return max(1, min(n_layers, -(-workers // max(1, sweeps))))
 
 
 def _message(unit: str, exc: BaseException) -> str:
@@ -541,6 +551,9 @@ def _run(cluster: Cluster, store: Store, cells: list[Cell], console: Console) ->
     with GridView(console) as view:
         cluster.client.subscribe_topic(TOPIC, view.event)
         submitter = Submitter(cluster, store, view)
+        sweeps = [c for c in cells if "finetuned" in c.plan.settings.setups]
+        if sweeps:
+            submitter.sweep_pieces = sweep_pieces(len(cluster.workers()), len(sweeps), sweeps[0].plan.model.n_layers)
         try:
             for cell in cells:
                 console.rule(Text(cell.label))

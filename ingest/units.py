@@ -82,32 +82,32 @@ def post_step(root: str, plan: Plan, name: str, console: Console, progress: Prog
     return name
 
 
-def sweep_part(root: str, run_id: str, part: int, device: str, batch_size: int, console: Console,
+def sweep_part(root: str, run_id: str, part: int, pieces: int, device: str, batch_size: int, console: Console,
                progress: Progress) -> tuple[np.ndarray, float]:
-    """The logits of one piece of a run's head-disabling sweep, and the seconds they took."""
+    """The logits of piece ``part`` of ``pieces`` of a run's head-disabling sweep, and the seconds they took."""
     from bertsecrets.ingest import ablation
 
     started = time.perf_counter()
-    logits = ablation.sweep_part(Store.open(root), run_id, part, progress, device, batch_size)
+    logits = ablation.sweep_part(Store.open(root), run_id, part, pieces, progress, device, batch_size)
     return logits, time.perf_counter() - started
 
 
-def write_sweep(root: str, run_id: str, device: str, batch_size: int, parts: list[tuple[np.ndarray, float]],
-                console: Console, progress: Progress) -> str:
+def write_sweep(root: str, run_id: str, pieces: int, parts: list[tuple[np.ndarray, float]], console: Console,
+                progress: Progress) -> str:
     """The ``ablation`` rows of a run from its sweep's pieces, in the order of ``ablation.sweep_parts``."""
     from bertsecrets.ingest import ablation
 
     store = Store.open(root)
-    prepared = ablation.prepare(store, run_id, device, batch_size)
     record = store.run(run_id)
-    pieces = ablation.sweep_parts(*prepared[0].shape)
-    if len(pieces) != len(parts):
-        raise ValueError(f"the sweep of run {run_id} has {len(pieces)} pieces, got {len(parts)}")
-    logits = np.zeros((sum(len(p) for p in pieces), *parts[0][0].shape[1:]), dtype=np.float32)
-    for chosen, (part, _) in zip(pieces, parts):
-        logits[chosen] = part
+    chosen = ablation.sweep_parts(int(record["n_layers"]), int(record["n_heads"]), pieces)
+    if len(chosen) != len(parts):
+        raise ValueError(f"the sweep of run {run_id} has {len(chosen)} pieces, got {len(parts)}")
+    logits = np.zeros((sum(len(c) for c in chosen), *parts[0][0].shape[1:]), dtype=np.float32)
+    for configs, (part, _) in zip(chosen, parts):
+        logits[configs] = part
+    labels = ablation.dev_labels(store, run_id)
     with store.lock(f"ablation-{run_id}-ablation", f"the ablation rows of run {run_id}", wait=LOCK_WAIT):
-        ablation.write_sweep(store, record, logits, prepared, console, sum(s for _, s in parts))
+        ablation.write_sweep(store, record, logits, labels, console, sum(s for _, s in parts))
     return run_id
 
 

@@ -164,11 +164,17 @@ def test_the_sweeps_pieces_join_to_the_whole_sweep_bit_for_bit(model, dev):
     assert 0 in pieces[-1]  # the baseline
     sweep = Sweep(model, data, torch.device("cpu"), batch_size=8, rows=24)
     whole = sweep.fast(masks)
-    joined = np.zeros_like(whole)
-    for chosen in pieces:
-        joined[chosen] = sweep.fast(masks[chosen])
-    np.testing.assert_array_equal(joined, whole)
     assert (whole.argmax(-1) != whole[0].argmax(-1)).any()  # the configurations do differ
+    for k in (None, 2):  # one piece a layer, or the layers merged into fewer pieces
+        cut = slices(masks, k)
+        assert len(cut) == (n_layers if k is None else k)
+        assert sorted(np.concatenate(cut).tolist()) == list(range(len(masks)))
+        for piece in cut:  # whole groups only: a layer's configurations are never split
+            assert all(set(g.tolist()) <= set(piece.tolist()) or not set(g.tolist()) & set(piece.tolist()) for g in pieces)
+        joined = np.zeros_like(whole)
+        for chosen in cut:
+            joined[chosen] = sweep.fast(masks[chosen])
+        np.testing.assert_array_equal(joined, whole)
 
 
 def test_the_sweep_refuses_masks_of_another_model(model, dev):

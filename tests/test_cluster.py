@@ -117,6 +117,13 @@ def test_the_cores_are_shared_out_among_the_workers():
         assert workers * cluster.threads_per_worker(workers, 16) <= 16
 
 
+def test_sweeps_are_cut_only_to_keep_the_workers_busy():
+    assert cluster.sweep_pieces(workers=2, sweeps=4, n_layers=6) == 1  # the runs keep them busy: whole sweeps
+    assert cluster.sweep_pieces(workers=8, sweeps=2, n_layers=6) == 4
+    assert cluster.sweep_pieces(workers=64, sweeps=1, n_layers=12) == 12  # at most one piece a layer
+    assert cluster.sweep_pieces(workers=3, sweeps=0, n_layers=6) == 3
+
+
 def test_a_worker_reports_its_bars_and_lines():
     sent = []
     progress = cluster.RemoteProgress(sent.append)
@@ -221,10 +228,14 @@ def test_a_running_cluster_checks_the_store_then_finds_nothing_to_do(tiny_store,
 
 
 @pytest.mark.slow
-def test_two_workers_make_the_store_a_serial_ingest_makes(serial_grid, tiny_bert, tiny_glue, tmp_path, capsys):
+def test_two_workers_make_the_store_a_serial_ingest_makes(serial_grid, tiny_bert, tiny_glue, tmp_path, capsys,
+                                                          monkeypatch):
     root = tmp_path / "store"
+    # Each sweep in pieces, joined by a unit of its own (with two runs on two workers it would be one unit).
+    monkeypatch.setattr(cluster, "sweep_pieces", lambda workers, sweeps, n_layers: 2)
     assert main([*_args(tiny_bert, tiny_glue, root), "--workers", "2"]) == 0
     out = capsys.readouterr().out
+    assert "disabling heads and layers (piece 2 of 2" in out
     assert "2 local worker processes" in out and "grid: units of work" in out
     assert_same_store(serial_grid, root)
     # One pretrained map set for both seeds, made once.
