@@ -154,8 +154,8 @@ def _gpu_extraction(glue: Path, work: Path, repeats: int = 3) -> bool:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench grid")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of serial then workers (default 2)")
-    parser.add_argument("--train-examples", type=int, default=128, help="MRPC training pairs per CPU run (default 128)")
-    parser.add_argument("--examples", type=int, default=32, help="dev pairs with maps and sweep per CPU run (default 32)")
+    parser.add_argument("--train-examples", type=int, default=64, help="MRPC training pairs per CPU run (default 64)")
+    parser.add_argument("--examples", type=int, default=16, help="dev pairs with maps and sweep per CPU run (default 16)")
     parser.add_argument("--workers", type=int, default=2, help="CPU side's worker processes (default 2)")
     parser.add_argument("--cpu-only", action="store_true")
     parser.add_argument("--gpu-only", action="store_true")

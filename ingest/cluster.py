@@ -240,10 +240,18 @@ def local_cluster(workers: int, gpu: bool, console: Console) -> Iterator[Cluster
     if workers > cores():
         console.print(Text.assemble(("note:", "yellow"), f" {workers} workers on {cores()} cores: one compute "
                                     "thread each, and more processes than cores"), highlight=False)
-    env = {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    import dask
+
+    # The workers' environment as Dask makes it, but for the compute threads, and without its
+    # MALLOC_TRIM_THRESHOLD_: it makes glibc return every freed block of a fine-tune to the system
+    # and take it back, tripling the system time of training (measured: 1.4 s -> 4.3 s, wall +30%).
+    environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items()
+               if k != "MALLOC_TRIM_THRESHOLD_"}
+    environ.update({name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
     with contextlib.ExitStack() as stack:
+        stack.enter_context(dask.config.set({"distributed.nanny.pre-spawn-environ": environ}))
         local = stack.enter_context(distributed.LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, silence_logs=logging.ERROR, env=env,
+            n_workers=workers, threads_per_worker=1, processes=True, silence_logs=logging.ERROR,
             resources={"GPU": 1} if gpu else None, dashboard_address=":8787"))
         client = stack.enter_context(distributed.Client(local))
         yield Cluster(client, local, threads, gpu)
