@@ -19,12 +19,13 @@ from bertsecrets.tui.screens.labelling import LabellingScreen
 from bertsecrets.tui.screens.map import MapScreen
 from bertsecrets.tui.screens.model import ModelScreen
 from bertsecrets.tui.screens.runs import RunsScreen
+from bertsecrets.tui.screens.sentence import SentenceScreen
 from bertsecrets.tui.screens.sql import SQLScreen
 from bertsecrets.tui.state import Selection
 from bertsecrets.store import Store
 
 SCREENS = {
-    "runs": RunsScreen, "heads": HeadGridScreen, "map": MapScreen, "model": ModelScreen,
+    "runs": RunsScreen, "heads": HeadGridScreen, "map": MapScreen, "model": ModelScreen, "sentence": SentenceScreen,
     "label": LabellingScreen, "features": FeaturesScreen, "ablation": AblationScreen, "sql": SQLScreen,
 }
 

@@ -20,13 +20,20 @@ class NavBar(Static):
 
     def __init__(self, current: str) -> None:
         super().__init__(self._content(current))
+        self.current = current
+
+    def on_resize(self) -> None:
+        # Without the padding around each name when the bar would not fit the line.
+        self.update(self._content(self.current, compact=self._content(self.current).cell_length > self.size.width))
 
     @staticmethod
-    def _content(current: str) -> Content:
+    def _content(current: str, compact: bool = False) -> Content:
         parts = []
+        pad = "" if compact else " "
         for place in PLACES:
             style = "reverse bold" if place.mode == current else ""
             parts.append(Content.from_markup(
-                f"[{style} @click=app.goto('{place.mode}')] [b]$key[/b] $title [/]", key=place.key, title=place.title
+                f"[{style} @click=app.goto('{place.mode}')]{pad}[b]$key[/b] $title{pad}[/]", key=place.key,
+                title=place.title
             ))
         return Content(" ").join(parts)
