@@ -7,6 +7,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
+from bertsecrets.tui import export
 from bertsecrets.tui.markup import escape
 from bertsecrets.tui.messages import Loaded
 from bertsecrets.tui.reader import HEAD_TABLES, RunStats
@@ -35,6 +36,7 @@ class HeadGridScreen(StoreScreen):
         Binding("x", "option(1)", "choice"),
         Binding("X", "option(-1)", "previous choice", show=False),
         Binding("t", "role", "pre/fine-tuned"),
+        Binding("e", "export", "export"),
     ]
 
     def __init__(self) -> None:
@@ -136,3 +138,7 @@ class HeadGridScreen(StoreScreen):
     def action_role(self) -> None:
         self.app.select(role="pretrained" if self.selection.role == "finetuned" else "finetuned")
         self._draw()
+
+    def action_export(self) -> None:
+        """The grid on screen as PNG and SVG; the paths go under its legend."""
+        export.from_grid_screen(self)

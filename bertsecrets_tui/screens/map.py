@@ -8,6 +8,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Static
 
+from bertsecrets.tui import export
 from bertsecrets.tui.markup import escape
 from bertsecrets.tui.messages import Loaded
 from bertsecrets.tui.reader import ROLES, RunContext
@@ -55,6 +56,8 @@ class MapScreen(RunMapsScreen):
         Binding("0", "fit", "fit", show=False),
         Binding("v", "view", "view"),
         Binding("c", "scale", "scale"),
+        Binding("e", "export('figure')", "export"),
+        Binding("b", "export('bertviz')", "bertviz", show=False),
     ]
 
     def __init__(self) -> None:
@@ -217,3 +220,7 @@ class MapScreen(RunMapsScreen):
     def action_scale(self) -> None:
         self.absolute = not self.absolute
         self.draw()
+
+    def action_export(self, what: str) -> None:
+        """e: the panes on screen as PNG and SVG; b: the input's maps as a bertviz page (paths in the status line)."""
+        export.from_map_screen(self, what)
