@@ -107,8 +107,7 @@ def colormap(palette: Palette, name: str = "bertsecrets"):
     from matplotlib.colors import ListedColormap
 
     cmap = ListedColormap([tuple(c / 255 for c in color.get_truecolor()) for color in palette.colors], name=name)
-    cmap.set_bad((1, 1, 1, 0))  # NaN: empty, as on screen
-    return cmap
+    return cmap.with_extremes(bad=(1, 1, 1, 0))  # NaN: empty, as on screen
 
 
 def _norm(panel: Panel):
@@ -130,9 +129,18 @@ def _save(fig, path_stem: Path) -> list[Path]:
     return paths
 
 
+def _lay_out(fig) -> None:
+    """Lay the figure out once, with Agg as the PNG will be, and keep it: the boxes then hold for the files."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    fig.set_layout_engine("none")
+
+
 def _box(fig, ax, rows: int, cols: int) -> tuple[float, float, float, float]:
     """Where cells [0, rows) x [0, cols) of ``ax`` are in the PNG, in pixels from its top left corner."""
-    (x0, y0), (x1, y1) = ax.transData.transform([(-0.5, rows - 0.5), (cols - 0.5, -0.5)])
+    # The outer edges of cell (0, 0) and cell (rows - 1, cols - 1); imshow puts row 0 at the top.
+    (x0, y0), (x1, y1) = ax.transData.transform([(-0.5, -0.5), (cols - 0.5, rows - 0.5)])
     height = fig.get_figheight() * DPI
     return (float(x0), float(height - y0), float(x1), float(height - y1))
 
@@ -157,7 +165,7 @@ def write_map(panels: Sequence[Panel], tokens: Sequence[str], title: str, name: 
         ax.set_xlabel("key")
         ax.set_ylabel("query")
         fig.colorbar(image, ax=ax, shrink=0.8)
-    fig.canvas.draw()  # lay out first, so the boxes are where the PNG has them
+    _lay_out(fig)
     boxes = [_box(fig, ax, n, n) for ax in axes]
     return Written(_save(fig, folder(where) / name), boxes)
 
@@ -215,7 +223,7 @@ def write_grid(grid, palette: Palette, title: str, name: str, classes: Sequence[
         fig.colorbar(image, ax=ax, shrink=0.8)
     if grid.note:
         fig.supxlabel(literal(grid.note), fontsize=8)
-    fig.canvas.draw()
+    _lay_out(fig)
     return Written(_save(fig, folder(where) / name), [_box(fig, ax, layers, heads)])
 
 
