@@ -60,3 +60,26 @@ def keys(*pressed: str):
 ])
 def test_screen(snap_compare, app, name, pressed):
     assert snap_compare(app, terminal_size=SIZE, run_before=keys(*pressed))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (60, 20)], ids=["80x24", "60x20"])
+@pytest.mark.parametrize("name,pressed", [
+    # "bank" in layer 2, head 5: spread before fine-tuning, on [CLS] after
+    ("sentence", ("w", "right", "right", *["right_square_bracket"] * 4, "right_curly_bracket")),
+    # "its" joined from "it ##s", what attends to it in a previous-token head, values printed
+    ("sentence_words_gets", ("w", "j", "t", "right_square_bracket", "d", "end", "left", "left", "left", "v")),
+    ("labelling_references", ("l",)),
+])
+def test_new_views(snap_compare, tmp_path, monkeypatch, name, pressed, size):
+    from test_tui_labelling_references import with_confidences
+    from test_tui_sentence import store_with_words
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    monkeypatch.setenv("BERTSECRETS_USER", "snapshot")
+    store = store_with_words(tmp_path / "store")
+    with_confidences(store)
+    app = BrowseApp(store, truecolor=False)
+    assert snap_compare(app, terminal_size=size, run_before=keys(*pressed))
+    monkeypatch.delenv("TZ")
+    time.tzset()

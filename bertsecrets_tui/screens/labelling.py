@@ -73,8 +73,9 @@ class LabellingScreen(StoreScreen):
         self._writes: deque[Step] = deque()
         self._writes_lock = threading.Lock()
         self._writing = False
-        #: The run whose class references are shown (or being read).
+        #: The run whose class references are shown (or being read), and per class its map's row and matrix.
         self.references_of: str | None = None
+        self.references: dict[str, tuple[dict[str, Any], np.ndarray]] = {}
 
     @property
     def labeller(self) -> str:
@@ -251,7 +252,7 @@ class LabellingScreen(StoreScreen):
         if message.error:
             widget.show_message(message.error)
             return
-        found = message.value
+        self.references = found = message.value
         if not found:
             task = self.tasks.get(self.references_of or "", "the task")
             note.update("")
@@ -260,7 +261,7 @@ class LabellingScreen(StoreScreen):
             return
         widget.show_maps([found[c][1] if c in found else None for c in PATTERN_CLASSES], PATTERN_CLASSES)
         missing = [c for c in PATTERN_CLASSES if c not in found]
-        note.update("the rules' surest map of each class" + (f" (none: {escape(', '.join(missing))})" if missing else ""))
+        note.update("examples: the rules' surest" + (f" (none {escape(', '.join(missing))})" if missing else ""))
 
     def on_store_changed(self, message: StoreChanged) -> None:
         super().on_store_changed(message)
