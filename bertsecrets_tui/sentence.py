@@ -57,8 +57,8 @@ class Unit:
 def units(pieces: Sequence[Piece], texts: Sequence[str | None] = (), join: bool = False) -> list[Unit]:
     """The boxes of one input: one per piece, or (``join``) one per word.
 
-    A joined word shows its span of the input's text (``texts[segment]``, by the
-    pieces' character offsets), so it reads as written; without offsets, its
+    A word (``join``) shows its span of the input's text (``texts[segment]``, by
+    the pieces' character offsets), so it reads as written; without offsets, its
     pieces with "##" removed.
     """
     out: list[Unit] = []
@@ -70,7 +70,7 @@ def units(pieces: Sequence[Piece], texts: Sequence[str | None] = (), join: bool 
             while j < len(pieces) and pieces[j].word == p.word and pieces[j].segment == p.segment:
                 j += 1
         group = pieces[i:j]
-        if j - i == 1:
+        if not join or p.word is None:
             text = p.token
         else:
             text = _span(group, texts) or "".join(q.token[2:] if q.token.startswith("##") else q.token for q in group)

@@ -35,9 +35,10 @@ def test_pieces_join_into_words_by_catalog_word_never_by_string():
     words = sentence.units(PIECES, (TEXT,), join=True)
     assert [(u.text, u.pieces) for u in words] == [("[CLS]", (0,)), ("Playing", (1, 2)), ("ball", (3,)),
                                                   ("[SEP]", (4,))]
-    # Without offsets the pieces are glued ("##" dropped); "##" alone never joins what the catalog keeps apart.
+    # Without offsets the pieces are glued ("##" dropped); "##" never joins what the catalog keeps apart.
     bare = [Piece("[CLS]"), Piece("play", 0, 0), Piece("##ing", 0, 0), Piece("##x", 0, 1)]
-    assert [u.text for u in sentence.units(bare, (), join=True)] == ["[CLS]", "playing", "##x"]
+    assert [(u.text, u.pieces) for u in sentence.units(bare, (), join=True)] == [
+        ("[CLS]", (0,)), ("playing", (1, 2)), ("x", (3,))]
     # The same word index in the second sentence is another word.
     pair = [Piece("a", 0, 0, 0, 1), Piece("b", 1, 0, 0, 1)]
     assert len(sentence.units(pair, ("a", "b"), join=True)) == 2
@@ -232,3 +233,28 @@ async def test_sentence_screen_keys(tmp_path):
         assert texts(widget)[1].startswith(sentence.label("[CLS]", float(value)) + " ")
         await settle(pilot, "n")
         assert app.selection.example == 1 and screen.shown_example == 1
+
+
+async def test_words_of_a_real_ingest_read_as_the_input_was_written(tiny_store):
+    """On the tokens the ingest stored (real uncased tokenizer): each joined word is its span of the text."""
+    import re
+
+    from bertsecrets.tui.reader import Reader
+
+    store, plan = tiny_store
+    run_id = plan.run_ids["finetuned"]
+    reader = Reader(store)
+    examples = {r["example"]: r for r in reader.examples(run_id)}
+    maps = store.maps(run_id, "finetuned")
+    for e in range(len(maps)):
+        pieces = [Piece.from_row(r) for r in reader.pieces(run_id, e)]
+        ex = examples[e]
+        words = sentence.units(pieces, (ex["text_a"], ex["text_b"]), join=True)
+        for segment, text in ((0, ex["text_a"]), (1, ex["text_b"])):
+            shown = [u.text for u in words if u.segment == segment and u.text not in ("[CLS]", "[SEP]")]
+            # BERT's words: runs of letters and digits, or single punctuation marks (the text may be truncated).
+            expected = re.findall(r"\w+|[^\w\s]", text)
+            assert shown == expected[: len(shown)] and shown, (e, segment)
+        # Rows of the joined map of a real head still sum to 1.
+        m = sentence.joined(maps.head(e, 0, 0), words)
+        assert np.allclose(m.sum(axis=1), 1.0, atol=len(pieces) / 255)
