@@ -6,7 +6,7 @@ are counted from 1, as on screen. matplotlib is imported only when something is
 written, so the browser still starts in about a second.
 
 The HTML page is bertviz's head view and model view (bertviz 1.4.1, Apache-2.0,
-its JavaScript shipped unmodified in ``bertviz/``) over the stored maps: the
+its JavaScript shipped unmodified in ``bertviz-views/``) over the stored maps: the
 markup and the ``params`` object are the ones bertviz's ``head_view`` and
 ``model_view`` build with ``html_action='return'``, so the page looks and
 behaves as bertviz does in a notebook. bertviz itself is not imported: it needs
@@ -237,7 +237,7 @@ def prettify(tokens: Sequence[str]) -> list[str]:
 
 def bertviz_js(view: str) -> str:
     """bertviz's own script of ``view`` ("head" or "model"), as shipped in bertviz 1.4.1."""
-    return (resources.files("bertsecrets.tui") / "bertviz" / f"{view}_view.js").read_text(encoding="utf-8")
+    return (resources.files("bertsecrets.tui") / "bertviz-views" / f"{view}_view.js").read_text(encoding="utf-8")
 
 
 def view_html(view: str, root_id: str, filters: Sequence[str]) -> str:
