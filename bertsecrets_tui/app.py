@@ -91,7 +91,8 @@ class BrowseApp(App):
             self.selection = Selection(run_id=changes.pop("run_id"), role=self.selection.role)
         for name, value in changes.items():
             setattr(self.selection, name, value)
-        if new_run and isinstance(self.screen, StoreScreen):  # e.g. the first run, read after a screen was opened
+        # e.g. the first run, read after a screen was opened; one still being built reads it when it is shown
+        if new_run and isinstance(self.screen, StoreScreen) and self.screen.is_mounted:
             self.screen.sync()
 
     # -- noticing new rows --------------------------------------------------
