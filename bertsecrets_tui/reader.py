@@ -234,21 +234,13 @@ class Reader:
 
     def pieces(self, run_id: str, example: int) -> list[dict[str, Any]]:
         """The word pieces of one input, by position: token, segment, word and character offsets."""
-        return self.store.rows(
-            "SELECT position, token, segment, word, char_start, char_end FROM tokens "
-            "WHERE run_id = ? AND example = ? ORDER BY position", [run_id, example]
-        )
+        return queries.input_pieces(self.store, run_id, example)
 
     def class_references(self, run_id: str) -> dict[str, tuple[dict[str, Any], np.ndarray]]:
         """Per pattern class, the map the rules give it with the highest confidence in the run, and that map.
 
         Ties (and rules without a confidence) go to the first map in (role, input, layer, head) order.
         """
-        rows = self.store.rows(
-            "SELECT label, role, example, layer, head, confidence FROM ("
-            " SELECT *, row_number() OVER (PARTITION BY label ORDER BY confidence DESC NULLS LAST,"
-            " role, example, layer, head) AS rank FROM map_classes WHERE run_id = ? AND source = 'rules')"
-            " WHERE rank = 1", [run_id]
-        )
+        rows = queries.surest_maps(self.store, run_id, "rules")
         return {r["label"]: (r, self.maps(run_id, r["role"]).head(r["example"], r["layer"], r["head"]))
                 for r in rows if r["label"] in PATTERN_CLASSES}

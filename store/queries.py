@@ -334,3 +334,23 @@ def ablation_across_runs(store: Store, run_ids: list[str]) -> list[dict[str, Any
         "SELECT kind, layer, head, metric, avg(value) AS mean, stddev_samp(value) AS std, "
         "avg(delta) AS delta_mean, stddev_samp(delta) AS delta_std, count(*) AS n_seeds "
         "FROM ablation WHERE list_contains(?, run_id) GROUP BY ALL ORDER BY ALL", [run_ids])
+
+
+# -- the browser's sentence view and labelling references --------------------------------------
+
+
+def input_pieces(store: Store, run_id: str, example: int) -> list[dict[str, Any]]:
+    """One input's word pieces by position: token, segment, word (NULL for [CLS]/[SEP]) and character offsets."""
+    return store.rows("SELECT position, token, segment, word, char_start, char_end FROM tokens "
+                      "WHERE run_id = ? AND example = ? ORDER BY position", [run_id, example])
+
+
+def surest_maps(store: Store, run_id: str, source: str) -> list[dict[str, Any]]:
+    """Per pattern class, the map of either model that ``source`` gave that class most confidently, by class.
+
+    Ties (and classes given without a confidence) go to the first map in (role, example, layer, head) order.
+    """
+    return store.rows(
+        "SELECT label, role, example, layer, head, confidence FROM map_classes WHERE run_id = ? AND source = ? "
+        "QUALIFY row_number() OVER (PARTITION BY label ORDER BY confidence DESC NULLS LAST, role, example, layer, head)"
+        " = 1 ORDER BY label", [run_id, source])
