@@ -56,7 +56,7 @@ class MapScreen(RunMapsScreen):
         Binding("0", "fit", "fit", show=False),
         Binding("v", "view", "view"),
         Binding("c", "scale", "scale"),
-        Binding("e", "export('figure')", "export"),
+        Binding("e", "export('figure')", "export", show=False),
         Binding("b", "export('bertviz')", "bertviz", show=False),
     ]
 

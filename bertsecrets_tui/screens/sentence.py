@@ -46,11 +46,11 @@ class SentenceScreen(RunMapsScreen):
         Binding("left_square_bracket", "head(-1)", "head-", show=False),
         Binding("right_curly_bracket", "layer(1)", "layer+"),
         Binding("left_curly_bracket", "layer(-1)", "layer-", show=False),
-        Binding("h", "mean", "head/mean"),
-        Binding("d", "direction", "gives/gets"),
+        Binding("h", "mean", "mean"),
+        Binding("d", "direction", "to/from"),
         Binding("t", "models", "models"),
         Binding("j", "join", "words"),
-        Binding("v", "values", "values"),
+        Binding("v", "values", "values", show=False),
         Binding("c", "scale", "scale", show=False),
     ]
 

@@ -23,15 +23,15 @@ class NavBar(Static):
         self.current = current
 
     def on_resize(self) -> None:
-        # Without the padding around each name when the bar would not fit the line.
+        # Without the padding around the other names when the bar would not fit the line.
         self.update(self._content(self.current, compact=self._content(self.current).cell_length > self.size.width))
 
     @staticmethod
     def _content(current: str, compact: bool = False) -> Content:
         parts = []
-        pad = "" if compact else " "
         for place in PLACES:
             style = "reverse bold" if place.mode == current else ""
+            pad = "" if compact and place.mode != current else " "  # the current one keeps it, to stand out
             parts.append(Content.from_markup(
                 f"[{style} @click=app.goto('{place.mode}')]{pad}[b]$key[/b] $title{pad}[/]", key=place.key,
                 title=place.title
