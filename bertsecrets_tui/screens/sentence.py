@@ -41,10 +41,13 @@ class SentenceScreen(RunMapsScreen):
     """The input's text coloured by the attention the selected token gives: ←/→ token, d gives/gets, j words."""
 
     PLACE = "sentence"
+    # The footer shows this screen's own keys first: all of them do not fit 80 columns (? lists every one).
     BINDINGS = [
-        Binding("right_square_bracket", "head(1)", "head+"),
+        Binding("n", "example(1)", "input+"),
+        Binding("p", "example(-1)", "prev input", show=False),
+        Binding("right_square_bracket", "head(1)", "head+", show=False),
         Binding("left_square_bracket", "head(-1)", "head-", show=False),
-        Binding("right_curly_bracket", "layer(1)", "layer+"),
+        Binding("right_curly_bracket", "layer(1)", "layer+", show=False),
         Binding("left_curly_bracket", "layer(-1)", "layer-", show=False),
         Binding("h", "mean", "mean"),
         Binding("d", "direction", "to/from"),
