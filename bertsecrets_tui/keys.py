@@ -7,12 +7,17 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Place:
-    """One screen of the browser: its mode name, the key that opens it, its title."""
+    """One screen of the browser: its mode name, the key that opens it, its title (and a short one for narrow bars)."""
 
     mode: str
     key: str
     title: str
     about: str
+    short: str = ""
+
+    @property
+    def brief(self) -> str:
+        return self.short or self.title
 
 
 PLACES = (
@@ -22,7 +27,7 @@ PLACES = (
     Place("model", "o", "Model", "all heads of one input as thumbnails"),
     Place("sentence", "w", "Words", "the input's text coloured by the attention one token gives or gets"),
     Place("label", "l", "Label", "give pattern classes to sampled maps (keys 1-5)"),
-    Place("features", "f", "Features", "attention to nouns, verbs, [CLS], [SEP]... per head"),
-    Place("ablation", "a", "Ablation", "disabling heads and layers; Table 1"),
+    Place("features", "f", "Features", "attention to nouns, verbs, [CLS], [SEP]... per head", "Feat"),
+    Place("ablation", "a", "Ablation", "disabling heads and layers; Table 1", "Abl"),
     Place("sql", "s", "SQL", "read-only SQL on the catalog"),
 )

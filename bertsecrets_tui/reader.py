@@ -244,3 +244,7 @@ class Reader:
         rows = queries.surest_maps(self.store, run_id, "rules")
         return {r["label"]: (r, self.maps(run_id, r["role"]).head(r["example"], r["layer"], r["head"]))
                 for r in rows if r["label"] in PATTERN_CLASSES}
+
+    def tables_with_rows(self, tables: tuple[str, ...]) -> dict[str, list[str]]:
+        """Per run, which of ``tables`` hold its rows so far (the steps after its maps that have landed)."""
+        return queries.tables_with_rows(self.store, tables)

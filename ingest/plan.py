@@ -10,6 +10,7 @@ the code's version of the step.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,9 +37,17 @@ class Compute:
     dtype: str  # float32 | bfloat16 | float16
 
 
+#: Where a GPU driver shows itself (NVIDIA's, ROCm's, WSL's): with none of them, torch finds no GPU.
+GPU_DRIVER_PATHS = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+
+
 def resolve_compute(device: str) -> Compute:
-    """The compute a ``--device`` setting gives on this machine; ``cpu`` needs no torch."""
-    if device == "cpu":
+    """The compute a ``--device`` setting gives on this machine.
+
+    ``cpu``, and ``auto`` on a machine without any GPU driver, need no torch:
+    importing it takes seconds, and a finished ingest should say so at once.
+    """
+    if device == "cpu" or (device == "auto" and not any(os.path.exists(p) for p in GPU_DRIVER_PATHS)):
         return Compute("cpu", "float32")
     from bertsecrets.ingest.train import autocast_dtype, pick_device
 

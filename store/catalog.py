@@ -498,7 +498,14 @@ def sandboxed_copy(catalog: Catalog) -> duckdb.DuckDBPyConnection:
         try:
             source.execute(f"ATTACH {_quote(Path(path))} AS copy")
             for name in TABLES:
-                source.execute(f"CREATE TABLE copy.{name} AS SELECT * FROM {name}")
+                try:
+                    source.execute(f"CREATE TABLE copy.{name} AS SELECT * FROM {name}")
+                except duckdb.Error as exc:
+                    message = unreadable_message(exc)
+                    if not message.startswith(f"catalog table {name} "):
+                        raise
+                    # One broken table stays broken in the copy, naming its part; the others answer.
+                    source.execute(f"CREATE VIEW copy.{name} AS {_failing_select(name, message)}")
             source.execute("DETACH copy")
         except duckdb.Error as exc:
             if folder in str(exc):
@@ -524,9 +531,11 @@ def _end_transaction(con: duckdb.DuckDBPyConnection) -> None:
         pass  # none was open
 
 
-def _refusal(exc: duckdb.Error) -> SQLError:
+def _refusal(exc: duckdb.Error) -> StoreError:
     """DuckDB's error as one line that says what the console allows."""
     message = _one_line(exc)
+    if message.startswith("Invalid Input Error: catalog table "):  # a broken table's own message
+        return StoreCorrupt(unreadable_message(exc))
     write = re.search(r'statement of type "(\w+)" on database "[^"]*" which is attached in read-only mode', message)
     if write:
         return SQLError(f"the catalog is read-only here: this {write[1]} statement would change it; use SELECT "

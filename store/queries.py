@@ -336,6 +336,21 @@ def ablation_across_runs(store: Store, run_ids: list[str]) -> list[dict[str, Any
         "FROM ablation WHERE list_contains(?, run_id) GROUP BY ALL ORDER BY ALL", [run_ids])
 
 
+def tables_with_rows(store: Store, tables: tuple[str, ...]) -> dict[str, list[str]]:
+    """Per run: which of ``tables`` (catalog tables keyed by run_id) hold rows of it, in the order given.
+
+    What the steps after a run's maps (analyses, ablation) have written so far:
+    a table without rows of the run is still being computed, or has not been.
+    """
+    unknown = [t for t in tables if t not in TABLES or "run_id" not in TABLES[t].names]
+    if unknown:
+        raise UserError(f"not catalog tables of runs: {', '.join(unknown)}")
+    if not tables:
+        return {}
+    flags = ", ".join(f"EXISTS (SELECT 1 FROM {t} t WHERE t.run_id = r.run_id) AS {t}" for t in tables)
+    return {row["run_id"]: [t for t in tables if row[t]] for row in store.rows(f"SELECT r.run_id, {flags} FROM runs r")}
+
+
 # -- the browser's sentence view and labelling references --------------------------------------
 
 

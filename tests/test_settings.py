@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import fields, replace
 
@@ -108,12 +109,21 @@ def test_every_setting_reaches_the_run_record(tiny_store):
     assert again.run_ids == plan.run_ids and again.map_ids == plan.map_ids
 
 
-def test_cpu_compute_needs_no_gpu_and_auto_finds_none_here():
+def test_cpu_compute_needs_no_gpu_and_auto_finds_none_here(monkeypatch):
     assert resolve_compute("cpu") == Compute("cpu", "float32")
     import torch
 
     if not torch.cuda.is_available():
         assert resolve_compute("auto") == Compute("cpu", "float32")
+    # Without any GPU driver the fast path answers as torch would: no GPU.
+    if not any(os.path.exists(p) for p in plan_module.GPU_DRIVER_PATHS):
+        assert not torch.cuda.is_available()
+    # With a driver present, torch decides (here: none usable, so the CPU).
+    real_exists = os.path.exists
+    monkeypatch.setattr(os.path, "exists", lambda p: p == "/dev/nvidiactl" or real_exists(p))
+    asked = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: asked.append(1) or False)
+    assert resolve_compute("auto") == Compute("cpu", "float32") and asked
 
 
 @pytest.mark.parametrize("option, value, message", [

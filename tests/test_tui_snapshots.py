@@ -1,4 +1,4 @@
-"""Snapshots of the main screens at 80 x 24 in 256 colours, on a hand-made store with known maps.
+"""Snapshots of the main screens at 80 x 24 (and 60 x 20) in 256 colours, on a hand-made store with known maps.
 
 Update after a deliberate change of the look with `pytest tests/test_tui_snapshots.py --snapshot-update`
 and check the pictures in snapshot_report.html.
@@ -60,6 +60,23 @@ def keys(*pressed: str):
 ])
 def test_screen(snap_compare, app, name, pressed):
     assert snap_compare(app, terminal_size=SIZE, run_before=keys(*pressed))
+
+
+@pytest.mark.parametrize("name,pressed", [
+    ("runs", ()),
+    ("map", ("m", "n", "right_square_bracket", "down", "down", "right")),
+    ("map_zoomed_out", ("m", "minus")),
+    ("model", ("o", "right", "down")),
+    ("ablation_seeds_sorted", ("a", "o", "o")),
+    ("help", ("m", "question_mark")),
+])
+def test_screen_at_60_by_20(snap_compare, app, name, pressed):
+    """The smallest terminal the screens are laid out for."""
+    assert snap_compare(app, terminal_size=(60, 20), run_before=keys(*pressed))
+
+
+def test_too_small(snap_compare, app):
+    assert snap_compare(app, terminal_size=(59, 20), run_before=keys("m"))
 
 
 @pytest.mark.parametrize("size", [(80, 24), (60, 20)], ids=["80x24", "60x20"])

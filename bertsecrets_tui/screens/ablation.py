@@ -36,10 +36,10 @@ class AblationScreen(StoreScreen):
     DEPENDS = ("ablation", "ablation_seeds", "pruning", "head_importance", "runs")
     BINDINGS = [
         Binding("x", "metric", "metric"),
-        Binding("right_square_bracket", "tab(1)", "next tab"),
-        Binding("left_square_bracket", "tab(-1)", "prev tab", show=False),
-        Binding("o", "sort(1)", "sort"),
-        Binding("O", "sort(-1)", "sort back", show=False),
+        Binding("right_square_bracket", "tab(1)", "tab", key_display="]/[", tooltip="next tab"),
+        Binding("left_square_bracket", "tab(-1)", "previous tab", show=False),
+        Binding("o", "sort(1)", "sort", key_display="o/O", tooltip="sort every row by the next column (again on a header: reverse)"),
+        Binding("O", "sort(-1)", "sort by the previous column", show=False),
     ]
 
     def __init__(self) -> None:
@@ -58,18 +58,24 @@ class AblationScreen(StoreScreen):
                     yield HeadGrid(id="ablation-grid")
                     yield Static("", id="ablation-side", classes="side")
             with TabPane("Layers", id="tab-layers"):
-                yield DataTable(id="ablation-layers", zebra_stripes=True)
+                yield from self.compose_table("ablation-layers")
             with TabPane("Table 1", id="tab-table1"):
                 yield DataTable(id="ablation-table1", zebra_stripes=True)
                 yield Static("", id="table1-note", classes="note")
             with TabPane("All rows", id="tab-all"):
-                yield DataTable(id="ablation-all", zebra_stripes=True, cursor_type="row")
+                yield from self.compose_table("ablation-all", cursor_type="row")
             with TabPane("Seeds", id="tab-seeds"):
-                yield DataTable(id="ablation-seeds", zebra_stripes=True)
+                yield from self.compose_table("ablation-seeds")
             with TabPane("Pruning", id="tab-pruning"):
-                yield DataTable(id="ablation-pruning", zebra_stripes=True)
+                yield from self.compose_table("ablation-pruning")
         yield Static("", id="ablation-note", classes="status")
         yield from self.compose_footer()
+
+    @staticmethod
+    def compose_table(id: str, cursor_type: str = "cell") -> ComposeResult:
+        """A table, and the line that says what to run in its place while it has no rows."""
+        yield Static("", id=f"{id}-empty", classes="note")
+        yield DataTable(id=id, zebra_stripes=True, cursor_type=cursor_type)
 
     def reload(self) -> None:
         if self.selection.run_id is None:
@@ -147,15 +153,26 @@ class AblationScreen(StoreScreen):
             lines.append(f"importance: {fmt(importance['importance'], 4)} (rank {importance['rank']})")
         self.query_one("#ablation-side", Static).update("\n".join(lines))
 
-    def _table(self, id: str, columns: tuple[str, ...], rows: list[tuple]) -> DataTable:
+    def _table(self, id: str, columns: tuple[str, ...], rows: list[tuple], empty: str = "",
+               marks: dict[str, str] | None = None) -> DataTable:
+        """Fill table ``id``; without rows, hide it and say ``empty`` (what to run) in its place."""
         table = self.query_one(f"#{id}", DataTable)
-        fill(table, columns, rows)
+        fill(table, columns, rows, marks)
+        note = self.query(f"#{id}-empty")
+        if note:
+            note.first(Static).update(escape(empty) if not rows else "")
+            note.first(Static).display = not rows
+            table.display = bool(rows)
         return table
+
+    def missing(self) -> str:
+        return f"not computed yet: run `bertsecrets ablate {self.stats.task if self.stats else '<task>'}`"
 
     def fill_layers(self) -> None:
         rows = sorted(self.rows("layer"), key=lambda r: r["layer"])
         self._table("ablation-layers", ("layer disabled", self.metric or "metric", "change [95% CI]", "changed"),
-                    [(one_based(r["layer"]), f"{100 * r['value']:.1f}", change_text(r), str(r["changed"])) for r in rows])
+                    [(one_based(r["layer"]), f"{100 * r['value']:.1f}", change_text(r), str(r["changed"])) for r in rows],
+                    empty=f"disabling layers: {self.missing()}")
 
     def fill_table1(self) -> None:
         """The paper's Table 1 for this run's task: the three set-ups' dev metrics in %, beside the paper's."""
@@ -182,11 +199,13 @@ class AblationScreen(StoreScreen):
         stats = self.stats
         assert stats is not None
         rows = [r for r in stats.rows("ablation") if r.get("metric") == self.metric]
+        sorted_by = ALL_COLUMNS[self.sort_column] if 0 <= self.sort_column < len(ALL_COLUMNS) else None
         table = self._table("ablation-all", ALL_COLUMNS, [
             (r["kind"], one_based(r["layer"]), one_based(r["head"]), r["metric"], _num(r["value"]), _num(r["delta"]),
              _num(r["ci_low"]), _num(r["ci_high"]), r["changed"], r["n_examples"]) for r in rows
-        ])
-        if 0 <= self.sort_column < len(ALL_COLUMNS):
+        ], empty=f"disabling heads and layers: {self.missing()}",
+            marks={sorted_by: "▼" if self.sort_reverse else "▲"} if sorted_by else None)
+        if sorted_by is not None:
             table.sort(ALL_COLUMNS[self.sort_column], key=_sort_key, reverse=self.sort_reverse)
 
     def fill_seeds(self) -> None:
@@ -195,7 +214,8 @@ class AblationScreen(StoreScreen):
         self._table("ablation-seeds", ("kind", "layer", "head", "metric", "mean", "std", "change mean", "change std", "seeds"), [
             (r["kind"], one_based(r["layer"]), one_based(r["head"]), r["metric"], _pct(r["mean"]), _pct(r["std"]),
              _pct(r["delta_mean"]), _pct(r["delta_std"]), str(r["n_seeds"])) for r in stats.seeds
-        ])
+        ], empty=f"no results across fine-tuning seeds yet: run `bertsecrets ablate {stats.task} --seeds 3` "
+                 "(fine-tunes seeds 0..2 and reports each configuration's mean ± std)")
 
     def fill_pruning(self) -> None:
         stats = self.stats
@@ -203,7 +223,7 @@ class AblationScreen(StoreScreen):
         rows = sorted(stats.rows("pruning"), key=lambda r: (r["metric"], r["fraction"]))
         self._table("ablation-pruning", ("heads disabled", "fraction", "metric", "value"), [
             (str(r["n_disabled"]), f"{100 * r['fraction']:.0f}%", r["metric"], _pct(r["value"])) for r in rows
-        ])
+        ], empty=f"pruning curve: {self.missing()}")
 
     # -- interaction ------------------------------------------------------------
 
@@ -227,7 +247,7 @@ class AblationScreen(StoreScreen):
         self.sort_column = (self.sort_column + step) % len(ALL_COLUMNS)
         self.sort_reverse = False
         self.fill_all()
-        self.notify(f"sorted by {ALL_COLUMNS[self.sort_column]} (click a header to sort by it; again to reverse)")
+        self.notify(f"sorted by {ALL_COLUMNS[self.sort_column]}, ascending (click a header to sort by it; again to reverse)")
 
     def action_metric(self) -> None:
         metrics = distinct(self.stats, "ablation", "metric") if self.stats else []

@@ -1,20 +1,33 @@
-"""What every screen shares: the nav bar, store reads in worker threads, reloading when the store changes."""
+"""What every screen shares: the nav bar, the key bar, store reads in worker threads, reloading when the store
+changes, and one line instead of a broken screen when the terminal is too small."""
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from bertsecrets.core.errors import UserError
 from bertsecrets.tui.messages import Loaded, StoreChanged
 from bertsecrets.tui.reader import Reader, RunContext
 from bertsecrets.tui.state import Selection
+from bertsecrets.tui.widgets.keybar import KeyBar
 from bertsecrets.tui.widgets.navbar import NavBar
+
+#: The smallest terminal the screens are laid out for; below it they say so in one line.
+MIN_WIDTH, MIN_HEIGHT = 60, 20
+
+
+def too_small(width: int, height: int) -> str | None:
+    """What to say in a ``width`` x ``height`` terminal, or None when the screens fit."""
+    if width >= MIN_WIDTH and height >= MIN_HEIGHT:
+        return None
+    return f"terminal too small ({width} x {height}): bertsecrets needs {MIN_WIDTH} x {MIN_HEIGHT}"
 
 
 class StoreScreen(Screen):
@@ -33,7 +46,19 @@ class StoreScreen(Screen):
         yield NavBar(self.PLACE)
 
     def compose_footer(self) -> ComposeResult:
-        yield Footer(compact=True)
+        yield KeyBar()
+        yield Static("", id="too-small")
+
+    def fit_terminal(self) -> None:
+        """Hide everything behind one line when the terminal is smaller than the screens are laid out for."""
+        width, height = self.app.size
+        message = too_small(width, height)
+        self.set_class(message is not None, "-too-small")
+        if message is not None:
+            self.query_one("#too-small", Static).update(message)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.fit_terminal()
 
     @property
     def reader(self) -> Reader:
@@ -80,6 +105,7 @@ class StoreScreen(Screen):
         """Read again what the screen shows (called when its stamp changed)."""
 
     def on_screen_resume(self) -> None:
+        self.fit_terminal()
         self.sync()
 
     def on_store_changed(self, message: StoreChanged) -> None:
@@ -94,8 +120,8 @@ class RunMapsScreen(StoreScreen):
 
     DEPENDS = ("maps", "tokens", "examples", "map_classes", "labels")
     BINDINGS = [
-        Binding("n", "example(1)", "next input"),
-        Binding("p", "example(-1)", "prev input"),
+        Binding("n", "example(1)", "input", key_display="n/p", tooltip="next input"),
+        Binding("p", "example(-1)", "previous input", show=False),
     ]
 
     def __init__(self) -> None:

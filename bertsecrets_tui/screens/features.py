@@ -39,8 +39,8 @@ class FeaturesScreen(StoreScreen):
     PLACE = "features"
     DEPENDS = ("feature_attention", "cls_attention")
     BINDINGS = [
-        Binding("x", "feature(1)", "next feature"),
-        Binding("X", "feature(-1)", "previous", show=False),
+        Binding("x", "feature(1)", "feature", key_display="x/X", tooltip="next feature"),
+        Binding("X", "feature(-1)", "previous feature", show=False),
         Binding("t", "role", "[CLS] table: pre/fine-tuned"),
     ]
 

@@ -17,12 +17,8 @@ from bertsecrets.tui.widgets.grid import HeadGrid
 
 
 def legend(grid: Grid) -> str:
-    note = escape(grid.note)
-    if grid.kind == "cat":
-        return note
-    if grid.kind == "div":
-        return f"{note}\nblue {grid.fmt(grid.low)} · 0 · {grid.fmt(grid.high)} orange"
-    return f"{note}\ndark {grid.fmt(grid.low)} → {grid.fmt(grid.high)} bright"
+    """What the colours mean (the grid draws the scale's range itself)."""
+    return escape(grid.note)
 
 
 class HeadGridScreen(StoreScreen):
@@ -31,9 +27,9 @@ class HeadGridScreen(StoreScreen):
     PLACE = "heads"
     DEPENDS = HEAD_TABLES
     BINDINGS = [
-        Binding("c", "stat(1)", "next statistic"),
-        Binding("C", "stat(-1)", "previous", show=False),
-        Binding("x", "option(1)", "choice"),
+        Binding("c", "stat(1)", "statistic", key_display="c/C", tooltip="next statistic"),
+        Binding("C", "stat(-1)", "previous statistic", show=False),
+        Binding("x", "option(1)", "choice", key_display="x/X", tooltip="next choice within the statistic"),
         Binding("X", "option(-1)", "previous choice", show=False),
         Binding("t", "role", "pre/fine-tuned"),
         Binding("e", "export", "export"),

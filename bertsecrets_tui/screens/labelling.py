@@ -50,13 +50,18 @@ def read_map(reader: Reader, key: MapKey) -> tuple[RunContext, np.ndarray]:
     return reader.context(key.run_id), reader.example(key.run_id, key.role, key.example)[key.layer, key.head]
 
 
+#: The classes as the key bar names them: short enough that all five keys and the screen's others fit 80 columns.
+SHORT = {"vertical": "vert", "diagonal": "diag", "vertical+diagonal": "v+d", "block": "block",
+         "heterogeneous": "hetero"}
+
+
 class LabellingScreen(StoreScreen):
     """Label sampled maps with the paper's five pattern classes: 1-5 label, space skips, u undoes."""
 
     PLACE = "label"
     DEPENDS = ("runs", "maps")
     BINDINGS = [
-        *(Binding(str(i + 1), f"label({i})", name[:10]) for i, name in enumerate(PATTERN_CLASSES)),
+        *(Binding(str(i + 1), f"label({i})", SHORT[name]) for i, name in enumerate(PATTERN_CLASSES)),
         Binding("space", "skip", "skip"),
         Binding("u,backspace", "undo", "undo"),
     ]

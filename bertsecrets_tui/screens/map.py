@@ -13,12 +13,17 @@ from bertsecrets.tui.markup import escape
 from bertsecrets.tui.messages import Loaded
 from bertsecrets.tui.reader import ROLES, RunContext
 from bertsecrets.tui.screens.base import RunMapsScreen
-from bertsecrets.tui.widgets.heatmap import GUTTER, ZOOMS, Heatmap
+from bertsecrets.tui.widgets.heatmap import GUTTER, Heatmap
+from bertsecrets.tui.widgets.legend import scale_number
 
 PANES = ("pretrained", "finetuned", "difference")
 TITLES = {"pretrained": "pretrained", "finetuned": "fine-tuned", "difference": "fine-tuned − pretrained"}
 SHORT = {"pretrained": "pre", "finetuned": "ft", "difference": "Δ"}
 VIEWS = ("finetuned", "all", "pretrained", "difference")  # `v` goes from one pane to all three first
+#: Colour scales `c` cycles through: each map its own range, 0..1 (difference ±1), or 0..1 with the difference at ±span.
+SCALES = ("per map", "0..1", "fixed")
+#: The fixed difference ranges `<` and `>` step through.
+SPANS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 
 def example_line(context: RunContext, e: int) -> str:
@@ -47,17 +52,21 @@ class MapScreen(RunMapsScreen):
 
     PLACE = "map"
     BINDINGS = [
-        Binding("right_square_bracket", "head(1)", "head+"),
-        Binding("left_square_bracket", "head(-1)", "head-", show=False),
-        Binding("right_curly_bracket", "layer(1)", "layer+"),
-        Binding("left_curly_bracket", "layer(-1)", "layer-", show=False),
-        Binding("plus,equals_sign", "zoom(1)", "zoom+"),
-        Binding("minus", "zoom(-1)", "zoom-", show=False),
-        Binding("0", "fit", "fit", show=False),
-        Binding("v", "view", "view"),
-        Binding("c", "scale", "scale"),
-        Binding("e", "export('figure')", "export", show=False),
-        Binding("b", "export('bertviz')", "bertviz", show=False),
+        Binding("right_square_bracket", "head(1)", "head", key_display="]/[", tooltip="next head"),
+        Binding("left_square_bracket", "head(-1)", "previous head", show=False),
+        Binding("right_curly_bracket", "layer(1)", "layer", key_display="}/{", tooltip="next layer"),
+        Binding("left_curly_bracket", "layer(-1)", "previous layer", show=False),
+        Binding("plus,equals_sign", "zoom(1)", "zoom", key_display="+/-", tooltip="zoom in (0 fits the map to its pane again)"),
+        Binding("minus", "zoom(-1)", "zoom out", show=False),
+        Binding("0", "fit", "fit", show=False, tooltip="the largest zoom at which the whole map fits its pane"),
+        Binding("v", "view", "view", tooltip="one pane or all three"),
+        Binding("c", "scale", "scale", tooltip="colour scale: each map its own range, 0..1, or 0..1 with the difference on a fixed range"),
+        Binding("less_than_sign", "span(-1)", "smaller fixed range", show=False,
+                tooltip="fix the difference's range, or make it smaller"),
+        Binding("greater_than_sign", "span(1)", "larger fixed range", show=False,
+                tooltip="fix the difference's range, or make it larger"),
+        Binding("e", "export('figure')", "export", show=False, tooltip="the panes on screen as PNG and SVG"),
+        Binding("b", "export('bertviz')", "bertviz", show=False, tooltip="the input's maps as a bertviz page"),
     ]
 
     def __init__(self) -> None:
@@ -66,7 +75,8 @@ class MapScreen(RunMapsScreen):
         self.shown_example = -1
         self.view: str | None = None  # None: decided by the width when the first map arrives
         self.zoom: float | None = None  # None: fit the panes
-        self.absolute = False
+        self.scale = SCALES[0]
+        self.span = 0.1  # the difference's fixed range, ±span
 
     def compose(self) -> ComposeResult:
         yield from self.compose_nav()
@@ -143,24 +153,30 @@ class MapScreen(RunMapsScreen):
             if isinstance(matrix, str):
                 pane.show_message(matrix)
             elif pane.id == "difference":
-                span = 1.0 if self.absolute else float(np.abs(matrix).max()) or 1.0
+                span = {"per map": float(np.abs(matrix).max()) or 1.0, "0..1": 1.0, "fixed": self.span}[self.scale]
                 pane.show(matrix, tokens, -span, span)
-                pane.border_subtitle = f"±{span:.3f}"
             else:
-                high = 1.0 if self.absolute else float(matrix.max()) or 1.0
+                high = (float(matrix.max()) or 1.0) if self.scale == "per map" else 1.0
                 pane.show(matrix, tokens, 0.0, high)
-                pane.border_subtitle = f"0..{high:.3f}"
         n = len(tokens) or next((m.shape[0] for m in matrices.values() if not isinstance(m, str)), 0)
         self.query_one("#map-context", Static).update(
             f"[b]{escape(context.task.upper())}[/] · input [b]{s.example + 1}[/]/{context.n_examples} · L={n} · "
-            f"layer [b]{s.layer + 1}[/]/{context.n_layers} · head [b]{s.head + 1}[/]/{context.n_heads} · "
-            f"scale: {'0..1' if self.absolute else 'per map'}"
+            f"layer [b]{s.layer + 1}[/]/{context.n_layers} · head [b]{s.head + 1}[/]/{context.n_heads}"
         )
         self.query_one("#map-text", Static).update(example_line(context, s.example))
         self.query_one("#map-classes", Static).update(class_line(context, s.example, s.layer, s.head))
         self.describe_cursor()
 
+    def scale_text(self) -> str:
+        """The colour scale in words, with the keys that change it."""
+        if self.scale == "per map":
+            return "colours: each map its own range (c)"
+        if self.scale == "0..1":
+            return "colours: 0..1, Δ ±1 (c)"
+        return f"colours: 0..1, Δ ±{scale_number(self.span)} (c, < >)"
+
     def describe_cursor(self) -> None:
+        """The cursor's query and key tokens, whole, the values under it, and the colour scale."""
         panes = [p for p in self.panes() if p.matrix is not None]
         if not panes:
             self.query_one("#map-status", Static).update("")
@@ -173,6 +189,7 @@ class MapScreen(RunMapsScreen):
             values.append(f"{SHORT[pane.id]} [b]{v:+.3f}[/]" if pane.id == "difference" else f"{SHORT[pane.id]} [b]{v:.3f}[/]")
         self.query_one("#map-status", Static).update(
             f"query {q} [b]{escape(tokens[q])}[/] → key {k} [b]{escape(tokens[k])}[/] · " + " · ".join(values)
+            + f" · {escape(self.scale_text())}"
         )
 
     def on_heatmap_cursor_moved(self, message: Heatmap.CursorMoved) -> None:
@@ -202,9 +219,10 @@ class MapScreen(RunMapsScreen):
             self.draw()
 
     def action_zoom(self, step: int) -> None:
-        shown = next((p for p in self.panes() if p.display), self.panes()[1])
-        index = ZOOMS.index(shown.zoom) + step
-        self.zoom = ZOOMS[min(max(index, 0), len(ZOOMS) - 1)]
+        shown = next((p for p in self.panes() if p.display and p.matrix is not None), None)
+        if shown is None:
+            return
+        self.zoom = shown.next_zoom(step)
         for pane in self.panes():
             pane.set_zoom(self.zoom)
 
@@ -218,7 +236,15 @@ class MapScreen(RunMapsScreen):
         self.draw()
 
     def action_scale(self) -> None:
-        self.absolute = not self.absolute
+        self.scale = SCALES[(SCALES.index(self.scale) + 1) % len(SCALES)]
+        self.draw()
+
+    def action_span(self, step: int) -> None:
+        """Fix the difference's range and make it smaller or larger (`<` / `>`)."""
+        if self.scale == "fixed":
+            index = min(range(len(SPANS)), key=lambda i: abs(SPANS[i] - self.span)) + step
+            self.span = SPANS[min(max(index, 0), len(SPANS) - 1)]
+        self.scale = "fixed"
         self.draw()
 
     def action_export(self, what: str) -> None:

@@ -20,8 +20,8 @@ class ModelScreen(RunMapsScreen):
     PLACE = "model"
     BINDINGS = [
         Binding("t", "role", "pre/fine-tuned"),
-        Binding("plus,equals_sign", "zoom(1)", "bigger"),
-        Binding("minus", "zoom(-1)", "smaller"),
+        Binding("plus,equals_sign", "zoom(1)", "size", key_display="+/-", tooltip="bigger thumbnails"),
+        Binding("minus", "zoom(-1)", "smaller", show=False),
     ]
 
     def __init__(self) -> None:

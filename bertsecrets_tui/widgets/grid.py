@@ -1,4 +1,4 @@
-"""A layers x heads grid: one coloured cell per head with its value, and a cursor on one head."""
+"""A layers x heads grid: one coloured cell per head with its value, a cursor on one head, a colour legend below."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from bertsecrets.tui import palette as palettes
 from bertsecrets.tui.raster import message_lines
 from bertsecrets.tui.stats import Grid
 from bertsecrets.tui.widgets.head_cursor import HeadCursor
+from bertsecrets.tui.widgets.legend import legend_segments
 from bertsecrets.tui.widgets.look import CachedLook
 
 LABEL = 4  # "L12 "
@@ -65,8 +66,15 @@ class HeadGrid(CachedLook, HeadCursor, can_focus=True):
         heads = max(self._shape[1], 1)
         return int(np.clip((self.size.width - LABEL) // heads, 1, MAX_CELL))
 
+    @property
+    def has_legend(self) -> bool:
+        """Colour scales get a legend row; classes are named by their letters and the screen's note."""
+        return self.grid is not None and self.grid.kind != "cat"
+
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        return 1 + self._shape[0] if self.grid is not None else len(message_lines(self.message, width))
+        if self.grid is None:
+            return len(message_lines(self.message, width))
+        return 1 + self._shape[0] + self.has_legend
 
     # -- cursor -------------------------------------------------------------
 
@@ -92,6 +100,9 @@ class HeadGrid(CachedLook, HeadCursor, can_focus=True):
                 segments.append(Segment(label.rjust(w)[:w], mark if h == self.cursor[1] else dim))
             return Strip(segments).adjust_cell_length(width, base)
         layer = y - 1
+        if layer == layers and self.has_legend:
+            legend = legend_segments(self.palette, self.grid.low, self.grid.high, base, self.grid.fmt, width - LABEL)
+            return Strip([Segment(" " * LABEL, base), *legend]).crop(0, width).adjust_cell_length(width, base)
         if layer >= layers:
             return Strip.blank(width, base)
         label = f"L{layer + 1}".rjust(LABEL - 1) + " "

@@ -15,17 +15,20 @@ from textual.widgets import DataTable
 MAX_WIDTH = 60
 
 
-def fill(table: DataTable, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def fill(table: DataTable, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+         marks: dict[str, str] | None = None) -> None:
     """Replace ``table``'s columns and rows (cells: text, numbers or Rich renderables).
 
     DataTable reads a str label or cell as Rich markup, emoji codes included; names and
     values come from the store (or a person's SQL), so they are shown as written.
+    ``marks`` adds a sign to a column's header (the sort order, say); the column's key stays its name.
     """
     table.clear(columns=True)
     rows = [[as_written(v) for v in row] for row in rows]
     for i, name in enumerate(columns):
-        width = max([len(name), *(_width(row[i]) for row in rows)])
-        table.add_column(Text(name), key=name, width=min(width, MAX_WIDTH))
+        label = f"{name} {marks[name]}" if marks and name in marks else name
+        width = max([len(label), *(_width(row[i]) for row in rows)])
+        table.add_column(Text(label), key=name, width=min(width, MAX_WIDTH))
     table.add_rows(rows)
 
 

@@ -2,7 +2,8 @@
 
 Each thumbnail is its map max-pooled to t x t cells (t/2 terminal lines of
 "▀") and coloured relative to its own maximum, so the shape of every head's
-pattern shows even where its values are small. The cursor head is framed.
+pattern shows even where its values are small. The cursor head is framed, and
+the sheet scrolls to keep it in view; the bottom row is the colour legend.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.cache import LRUCache
-from textual.geometry import Size
+from textual.geometry import Region, Size, Spacing
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from bertsecrets.tui import palette as palettes
 from bertsecrets.tui.raster import half_block_segments, resample
 from bertsecrets.tui.widgets.head_cursor import HeadCursor
+from bertsecrets.tui.widgets.legend import legend_segments
 from bertsecrets.tui.widgets.look import CachedLook
 
 LABEL = 4  # "L12 "
@@ -30,6 +32,7 @@ class Thumbnails(CachedLook, HeadCursor, ScrollView, can_focus=True):
 
     DEFAULT_CSS = """
     Thumbnails {
+        overflow: auto auto;  /* HeadCursor comes first among the bases, so ScrollView's own rule does not apply */
         scrollbar-size: 1 1;
         background: $surface;
     }
@@ -79,6 +82,8 @@ class Thumbnails(CachedLook, HeadCursor, ScrollView, can_focus=True):
     def on_resize(self, event: events.Resize) -> None:
         if not self.size_cells:
             self._rebuild()
+        else:
+            self.cursor_moved()
 
     def _rebuild(self) -> None:
         self._generation += 1
@@ -91,27 +96,28 @@ class Thumbnails(CachedLook, HeadCursor, ScrollView, can_focus=True):
             peak = pooled.max(axis=(2, 3), keepdims=True)
             self._levels = self.palette.levels(pooled / np.where(peak > 0, peak, 1), 0.0, 1.0)
             layers, heads = self.shape
-            self.virtual_size = Size(LABEL + heads * (t + 1), 1 + layers * (t // 2 + 1))
+            self.virtual_size = Size(LABEL + heads * (t + 1), 1 + layers * (t // 2 + 1) + 1)
         self.refresh()
+        self.cursor_moved()
 
     # -- cursor -------------------------------------------------------------
 
-    def cursor_moved(self) -> None:
+    def cursor_region(self) -> Region:
+        """The cursor head's thumbnail and its frame, in the sheet's virtual space."""
         t = self.thumb
-        self.scroll_to_region_of(LABEL + self.cursor[1] * (t + 1), 1 + self.cursor[0] * (t // 2 + 1), t + 1, t // 2 + 1)
+        return Region(LABEL + self.cursor[1] * (t + 1), 1 + self.cursor[0] * (t // 2 + 1), t + 1, t // 2 + 1)
 
-    def scroll_to_region_of(self, x: int, y: int, w: int, h: int) -> None:
-        sx, sy = self.scroll_offset
-        view_w, view_h = self.size.width, self.size.height
-        if x < sx + LABEL:
-            sx = max(0, x - LABEL)
-        elif x + w > sx + view_w:
-            sx = x + w - view_w
-        if y < sy + 1:
-            sy = max(0, y - 1)
-        elif y + h > sy + view_h:
-            sy = y + h - view_h
-        self.scroll_to(sx, sy, animate=False, immediate=True)
+    def cursor_moved(self) -> None:
+        """Scroll the least that shows the cursor head whole, now and after the next refresh (when a change of
+        size has brought or taken away the scrollbars)."""
+        if self.maps is not None:
+            self._follow()
+            self.call_after_refresh(self._follow)
+
+    def _follow(self) -> None:
+        if self.maps is not None:
+            self.scroll_to_region(self.cursor_region(), spacing=Spacing(1, 0, 1, LABEL), animate=False,
+                                  immediate=True, force=True)
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
@@ -134,6 +140,8 @@ class Thumbnails(CachedLook, HeadCursor, ScrollView, can_focus=True):
         sx, sy = self.scroll_offset
         t = self.thumb
         band = t // 2 + 1
+        if y == self.scrollable_content_region.height - 1:
+            return self._legend(width)
         if y == 0:
             segments = []
             for h in range(self.shape[1]):
@@ -148,6 +156,14 @@ class Thumbnails(CachedLook, HeadCursor, ScrollView, can_focus=True):
         label = f"L{layer + 1}".rjust(LABEL - 1) + " " if within == 0 else " " * LABEL
         gutter = Strip([Segment(label, mark if layer == self.cursor[0] else dim)], LABEL)
         return Strip.join([gutter, self._line(layer, within).crop(sx, sx + width - LABEL)]).adjust_cell_length(width, base)
+
+    def _legend(self, width: int) -> Strip:
+        """The colours from 0 to a head's own maximum; the cursor head's maximum as the example."""
+        base, dim, _ = self.look
+        peak = float(self.maps[self.cursor].max()) if self.maps is not None else 1.0
+        segments = [Segment(" " * LABEL, base), *legend_segments(self.palette, 0.0, peak, base),
+                    Segment(f"  each thumbnail 0..its own maximum (here L{self.cursor[0] + 1} H{self.cursor[1] + 1})", dim)]
+        return Strip(segments).crop(0, width).adjust_cell_length(width, base)
 
     def _line(self, layer: int, within: int) -> Strip:
         selected = self.cursor[1] if layer == self.cursor[0] else -1
