@@ -5,27 +5,28 @@ the truecolor ramp), so a cell has the colour it has on screen; layers and heads
 are counted from 1, as on screen. matplotlib is imported only when something is
 written, so the browser still starts in about a second.
 
-The HTML page is bertviz's head view and model view (bertviz 1.4.1, Apache-2.0,
-its JavaScript shipped unmodified in ``bertviz-views/``) over the stored maps: the
-markup and the ``params`` object are the ones bertviz's ``head_view`` and
-``model_view`` build with ``html_action='return'``, so the page looks and
-behaves as bertviz does in a notebook. bertviz itself is not imported: it needs
-torch and IPython, which the browser never loads. Like bertviz's own output,
-the page fetches require.js, d3 and jQuery from cdnjs when opened; the maps are
-in the file. Each model's maps are written once, as JSON with 5 decimals
-(finer than the uint8 store's steps of 1/255), and the page builds bertviz's
-``params`` from them, rather than repeating them per view and sentence filter
-as bertviz does, which would make the file four times larger.
+The HTML page is bertviz's head view and model view over the stored maps:
+bertviz's own ``head_view.js`` and ``model_view.js``, read from the installed
+bertviz package (a dependency) as files, with the markup and the ``params``
+object that bertviz's ``head_view`` and ``model_view`` build with
+``html_action='return'``, so the page looks and behaves as bertviz does in a
+notebook. bertviz's Python is never imported: it imports torch and IPython,
+which the browser never loads. Like bertviz's own output, the page fetches
+require.js, d3 and jQuery from cdnjs when opened; the maps are in the file.
+Each model's maps are written once, as JSON with 5 decimals (finer than the
+uint8 store's steps of 1/255), and the page builds bertviz's ``params`` from
+them, rather than repeating them per view and sentence filter as bertviz does,
+which would make the file four times larger.
 """
 
 from __future__ import annotations
 
 import html
+import importlib.util
 import json
 import re
 import uuid
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -235,9 +236,26 @@ def prettify(tokens: Sequence[str]) -> list[str]:
     return [t.replace("Ġ", " ").replace("▁", " ").replace("</w>", "") for t in tokens]
 
 
+def bertviz_folder() -> Path:
+    """The installed bertviz package's folder, found without importing bertviz (which would import torch)."""
+    spec = importlib.util.find_spec("bertviz")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("bertviz is not installed, so its views cannot be written: pip install 'bertviz>=1.4.1'")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 def bertviz_js(view: str) -> str:
-    """bertviz's own script of ``view`` ("head" or "model"), as shipped in bertviz 1.4.1."""
-    return (resources.files("bertsecrets.tui") / "bertviz-views" / f"{view}_view.js").read_text(encoding="utf-8")
+    """bertviz's own script of ``view`` ("head" or "model"), read from the installed package."""
+    path = bertviz_folder() / f"{view}_view.js"
+    try:
+        script = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read bertviz's {path.name} ({exc.strerror or exc}): "
+                        f"reinstall it with pip install --force-reinstall 'bertviz>=1.4.1'") from None
+    if "PYTHON_PARAMS" not in script:  # bertviz's Python fills the params in there; without it the page cannot
+        raise UserError(f"{path} is not the bertviz view this browser knows (no PYTHON_PARAMS in it): "
+                        f"pip install 'bertviz>=1.4.1,<2'")
+    return script
 
 
 def view_html(view: str, root_id: str, filters: Sequence[str]) -> str:

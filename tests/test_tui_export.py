@@ -9,6 +9,7 @@ import pytest
 from matplotlib.image import imread
 from textual.widgets import Static
 
+from bertsecrets.core.errors import UserError
 from bertsecrets.store.labels import PATTERN_CLASSES
 from bertsecrets.tui import export
 from bertsecrets.tui import palette as palettes
@@ -98,9 +99,10 @@ def test_the_bertviz_page_holds_tokens_and_maps_and_nothing_in_them_is_markup():
         export.bertviz_page(tokens[:3], {"finetuned": maps}, None, "t")
 
 
-def test_the_page_markup_is_bertvizs_own():
-    bertviz = pytest.importorskip("bertviz", reason="bertviz is not installed (pip install bertviz to compare)")
-    torch = pytest.importorskip("torch")
+def test_the_page_markup_and_scripts_are_bertvizs_own():
+    import bertviz  # a dependency; imported here only, to compare (the browser reads its scripts as files)
+    import torch
+
     attention = [torch.full((1, 2, 3, 3), 1 / 3) for _ in range(2)]
     for view, function in (("head", bertviz.head_view), ("model", bertviz.model_view)):
         for b in (None, 1):
@@ -110,6 +112,19 @@ def test_the_page_markup_is_bertvizs_own():
             assert export.view_html(view, root, export.filters_of(b)) == markup
             assert export.bertviz_js(view) in out.replace(re.search(r"const params = (.*);", out).group(1),
                                                           "PYTHON_PARAMS")
+
+
+def test_without_bertviz_or_with_a_script_it_cannot_fill_the_page_is_one_line(monkeypatch, tmp_path):
+    monkeypatch.setattr(export.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(UserError, match=r"^bertviz is not installed.*pip install"):
+        export.bertviz_js("head")
+    monkeypatch.undo()
+    (tmp_path / "head_view.js").write_text("requirejs([], function () { const params = {}; });")
+    monkeypatch.setattr(export, "bertviz_folder", lambda: tmp_path)
+    with pytest.raises(UserError, match="no PYTHON_PARAMS"):
+        export.bertviz_js("head")
+    with pytest.raises(UserError, match="cannot read bertviz's model_view.js"):
+        export.bertviz_js("model")
 
 
 async def settle(pilot, *keys: str) -> None:
