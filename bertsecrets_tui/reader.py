@@ -245,6 +245,10 @@ class Reader:
         return {r["label"]: (r, self.maps(run_id, r["role"]).head(r["example"], r["layer"], r["head"]))
                 for r in rows if r["label"] in PATTERN_CLASSES}
 
+    def catalog_columns(self) -> list[dict[str, Any]]:
+        """Every catalog table's columns and their SQL types, for the SQL screen's schema tree and completion."""
+        return queries.catalog_columns(self.store)
+
     def tables_with_rows(self, tables: tuple[str, ...]) -> dict[str, list[str]]:
         """Per run, which of ``tables`` hold its rows so far (the steps after its maps that have landed)."""
         return queries.tables_with_rows(self.store, tables)

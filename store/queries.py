@@ -369,3 +369,18 @@ def surest_maps(store: Store, run_id: str, source: str) -> list[dict[str, Any]]:
         "SELECT label, role, example, layer, head, confidence FROM map_classes WHERE run_id = ? AND source = ? "
         "QUALIFY row_number() OVER (PARTITION BY label ORDER BY confidence DESC NULLS LAST, role, example, layer, head)"
         " = 1 ORDER BY label", [run_id, source])
+
+
+# -- the catalog itself -------------------------------------------------------------------------
+
+
+def catalog_columns(store: Store) -> list[dict[str, Any]]:
+    """Every catalog table's columns as SQL sees them: table, column, type (DuckDB's name).
+
+    Tables in the order of ``store.schema.TABLES``, columns in their order in the table
+    (a column that only newer parts of a table hold comes last).
+    """
+    return store.rows(
+        "SELECT table_name AS \"table\", column_name AS \"column\", data_type AS type "
+        "FROM information_schema.columns WHERE table_schema = 'main' AND list_contains(?, table_name) "
+        "ORDER BY list_position(?, table_name), ordinal_position", [list(TABLES), list(TABLES)])

@@ -155,7 +155,7 @@ async def test_sql_console_good_bad_and_refused_queries(browse_store):
         await pilot.press(*"SELEC nonsense")
         await settle(pilot, "enter")
         assert "SQL error" in text_of(app, "#sql-status")
-        assert table.row_count == 3  # the last good result stays
+        assert table.row_count == 0 and not table.columns  # no older rows under this query's error
 
         box.value = ""
         await pilot.press(*"DELETE FROM runs")

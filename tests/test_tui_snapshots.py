@@ -100,3 +100,28 @@ def test_new_views(snap_compare, tmp_path, monkeypatch, name, pressed, size):
     assert snap_compare(app, terminal_size=size, run_before=keys(*pressed))
     monkeypatch.delenv("TZ")
     time.tzset()
+
+
+def typed(text: str) -> tuple[str, ...]:
+    return tuple("space" if ch == " " else ch for ch in text)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (60, 20)], ids=["80x24", "60x20"])
+@pytest.mark.parametrize("name,pressed", [
+    # a result beside the tree, a column highlighted with its words (ctrl+b shows the tree at 60 columns)
+    ("sql_tree", (*typed("SELECT task, setup, f1 FROM runs"), "enter", "ctrl+b", "enter", "down", "down", "down",
+                  "down")),
+    # the dropdown of names starting with "se", the query's table first
+    ("sql_completion", typed("SELECT * FROM tokens WHERE se")),
+    ("sql_export", (*typed("SELECT * FROM runs"), "enter", "ctrl+s")),
+    ("sql_error", (*typed("SELECT * FROM runs"), "enter", *typed(" WHERE nope"), "enter")),
+])
+def test_sql_views(snap_compare, app, monkeypatch, name, pressed, size):
+    from pathlib import Path
+
+    from bertsecrets.tui.screens import sql
+
+    monkeypatch.setattr(sql, "default_path", lambda: Path("/home/me/bertsecrets-exports/sql-20240501-120000.csv"))
+    if size[0] >= sql.TREE_FROM_WIDTH and name == "sql_tree":
+        pressed = tuple(k for key in pressed for k in ((key, key) if key == "ctrl+b" else (key,)))  # hide, show
+    assert snap_compare(app, terminal_size=size, run_before=keys("s", *pressed))
