@@ -125,3 +125,14 @@ def test_sql_views(snap_compare, app, monkeypatch, name, pressed, size):
     if size[0] >= sql.TREE_FROM_WIDTH and name == "sql_tree":
         pressed = tuple(k for key in pressed for k in ((key, key) if key == "ctrl+b" else (key,)))  # hide, show
     assert snap_compare(app, terminal_size=size, run_before=keys("s", *pressed))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (60, 20)], ids=["80x24", "60x20"])
+@pytest.mark.parametrize("name,pressed", [
+    # the difference grid on a fixed ±0.5, the two models on their shared fitted range
+    ("features_fixed_range", ("f", "greater_than_sign")),
+    # the disabling effect on ±10 points instead of its fitted ±4
+    ("ablation_fixed_range", ("a", "greater_than_sign", "greater_than_sign")),
+])
+def test_fixed_ranges(snap_compare, app, name, pressed, size):
+    assert snap_compare(app, terminal_size=size, run_before=keys(*pressed))

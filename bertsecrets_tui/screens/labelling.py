@@ -266,7 +266,8 @@ class LabellingScreen(StoreScreen):
             return
         widget.show_maps([found[c][1] if c in found else None for c in PATTERN_CLASSES], PATTERN_CLASSES)
         missing = [c for c in PATTERN_CLASSES if c not in found]
-        note.update("examples: the rules' surest" + (f" (none {escape(', '.join(missing))})" if missing else ""))
+        note.update("examples: the rules' surest" + (f" (none {escape(', '.join(missing))})" if missing else "")
+                    + "\neach coloured 0..its own maximum")
 
     def on_store_changed(self, message: StoreChanged) -> None:
         super().on_store_changed(message)

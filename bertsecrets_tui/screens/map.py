@@ -12,6 +12,7 @@ from bertsecrets.tui import export
 from bertsecrets.tui.markup import escape
 from bertsecrets.tui.messages import Loaded
 from bertsecrets.tui.reader import ROLES, RunContext
+from bertsecrets.tui.scales import SPANS
 from bertsecrets.tui.screens.base import RunMapsScreen
 from bertsecrets.tui.widgets.heatmap import GUTTER, Heatmap
 from bertsecrets.tui.widgets.legend import scale_number
@@ -22,8 +23,6 @@ SHORT = {"pretrained": "pre", "finetuned": "ft", "difference": "Δ"}
 VIEWS = ("finetuned", "all", "pretrained", "difference")  # `v` goes from one pane to all three first
 #: Colour scales `c` cycles through: each map its own range, 0..1 (difference ±1), or 0..1 with the difference at ±span.
 SCALES = ("per map", "0..1", "fixed")
-#: The fixed difference ranges `<` and `>` step through.
-SPANS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 
 def example_line(context: RunContext, e: int) -> str:
