@@ -178,6 +178,12 @@ async def test_tab_completes_a_name_enter_runs_what_is_typed(store):
         box, dropdown = app.screen.query_one("#sql-input", Input), app.screen.query_one(SQLComplete)
         await type_in(pilot, "SELECT task, se")
         assert dropdown.display and dropdown.option_list.get_option_at_index(0).value.split()[0] == "setup"
+        await settle(pilot, "escape")  # closes the list, not the screen
+        assert not dropdown.display and app.current_mode == "sql" and box.value == "SELECT task, se"
+        await pilot.press("down")  # ↓ with the list closed is the history (empty): the list stays closed
+        assert not dropdown.display
+        await type_in(pilot, "t")
+        assert dropdown.display and dropdown.option_list.get_option_at_index(0).value.split()[0] == "setup"
         await pilot.press("tab")
         assert box.value == "SELECT task, setup" and not dropdown.display
         await type_in(pilot, " FROM runs WHERE seed")  # "seed" and "seeds" are offered; Enter runs as typed
