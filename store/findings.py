@@ -74,6 +74,13 @@ class Group:
                 f"(--max-train-examples), not the full training set")
 
 
+def cut_note(record: dict[str, Any]) -> str:
+    """``; fine-tuned on the first N training examples only`` for a run made with --max-train-examples, else ''."""
+    if record.get("max_train_examples") is None or record.get("setup") == "no_finetuning":
+        return ""
+    return f"; fine-tuned on the first {int(record['train_examples']):,} training examples only"
+
+
 def _configuration(record: dict[str, Any]) -> tuple:
     """What decides a run's results except its seed."""
     settings = tuple(record.get(name) for name, _ in columns() if name != "seed")
@@ -735,5 +742,5 @@ def markdown(found: Findings, title: str = "bertsecrets findings", figures: list
     return "\n".join(lines)
 
 
-__all__ = ["Cell", "Claim", "Findings", "Group", "Section", "Spread", "findings", "groups", "rank_test",
+__all__ = ["Cell", "Claim", "cut_note", "Findings", "Group", "Section", "Spread", "findings", "groups", "rank_test",
            "markdown", "settings_line", "HOLDS", "FAILS", "MIXED", "UNTESTED"]
