@@ -25,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from bertsecrets.core.settings import columns
+from bertsecrets.core.stats import spearman
 from bertsecrets.core.tasks import SETUPS, TASKS, Task, get_task
 from bertsecrets.store import queries
 from bertsecrets.store.store import Store
@@ -678,8 +679,12 @@ def _stability(reader: _Reader, groups: list[Group]) -> Section | None:
         effects = head_effects(reader, g)
         if effects is None or len(effects) < 2:
             continue
-        rhos = [rank_test(effects[i], effects[j], n_resamples=999)[0] for i, j in combinations(range(len(effects)), 2)]
-        rows.append([g.title, str(len(effects)), f"{np.mean(rhos):+.2f}", f"{min(rhos):+.2f} .. {max(rhos):+.2f}"])
+        rhos = []
+        for i, j in combinations(range(len(effects)), 2):
+            keep = ~(np.isnan(effects[i]) | np.isnan(effects[j]))
+            rho = spearman(effects[i][keep], effects[j][keep])
+            rhos.append(np.nan if rho is None else rho)
+        rows.append([g.title, str(len(effects)), f"{np.nanmean(rhos):+.2f}", f"{np.nanmin(rhos):+.2f} .. {np.nanmax(rhos):+.2f}"])
     if not rows:
         return None
     return Section("How stable is a head's effect across seeds?",
