@@ -378,9 +378,25 @@ def write_bertviz(tokens: Sequence[str], attention: dict[str, np.ndarray], sente
 # -- from the screens: gather on the event loop, write in a worker thread --------------------
 
 
+def deliver(app, paths: Sequence[Path]) -> str:
+    """In a web browser, send the files written on the server to it as downloads; what to add to the status line.
+
+    Call on the event loop. In a terminal the files are where the status line says, and nothing is sent.
+    """
+    if not app.is_web:
+        return ""
+    for path in paths:
+        app.deliver_binary(path)
+    return "; sent to this browser"
+
+
 def in_background(screen, write: Callable[[], Sequence[Path]], show: Callable[[str], None]) -> None:
     """Run ``write`` in a worker thread; ``show`` gets "wrote PATHS" (or the error) on the event loop."""
+    def done(text: str, paths: Sequence[Path]) -> None:
+        show(text + deliver(screen.app, paths))
+
     def work() -> None:
+        paths: Sequence[Path] = ()
         try:
             paths = write()
             text = "wrote " + " and ".join(str(p) for p in paths)
@@ -388,7 +404,7 @@ def in_background(screen, write: Callable[[], Sequence[Path]], show: Callable[[s
             text = f"not exported: {exc}"
         except Exception as exc:  # a bug or an odd map: said in place, the browser goes on
             text = "not exported: " + " ".join(f"{type(exc).__name__}: {exc}".split())
-        screen.app.call_from_thread(show, text)
+        screen.app.call_from_thread(done, text, paths)
 
     show("exporting...")
     screen.run_worker(work, group="export", thread=True, exit_on_error=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -165,6 +166,18 @@ async def test_export_keys_on_the_map_and_grid_screens(tmp_path, monkeypatch):
         written = legend.splitlines()[-1]
         assert written.startswith(f"wrote {folder}/mrpc-run-handmade0001-grid-") and written.endswith(".svg")
         assert len(list(folder.glob("*grid*.png"))) == 1
+
+    # In a web browser the files written on the server are also sent to it.
+    sent = []
+    monkeypatch.setattr(BrowseApp, "is_web", property(lambda self: True))
+    monkeypatch.setattr(BrowseApp, "deliver_binary", lambda self, path, **kw: sent.append(Path(path)))
+    app = BrowseApp(store, truecolor=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, "m", "e")
+        status = str(app.screen.query_one("#map-status", Static).render())
+        assert status.endswith("; sent to this browser") and [p.suffix for p in sent] == [".png", ".svg"]
+    monkeypatch.undo()
+    monkeypatch.setenv("BERTSECRETS_EXPORTS", str(folder))
 
     # A folder that cannot be made: one line in place, nothing else breaks.
     (tmp_path / "file").write_text("")

@@ -306,3 +306,27 @@ async def test_the_tree_lists_tables_and_columns_with_their_words(store):
         assert all(len(line.rstrip()) <= 60 for line in lines)
         await settle(pilot, "ctrl+b")
         assert not app.screen.query_one("#sql-schema").display and box.has_focus
+
+
+async def test_in_a_web_browser_the_export_is_a_name_in_the_exports_folder_sent_to_the_browser(store, tmp_path,
+                                                                                               monkeypatch):
+    monkeypatch.setenv("BERTSECRETS_EXPORTS", str(tmp_path / "exports"))
+    monkeypatch.setattr(BrowseApp, "is_web", property(lambda self: True))
+    sent: list[Path] = []
+    monkeypatch.setattr(BrowseApp, "deliver_binary", lambda self, path, **kw: sent.append(Path(path)))
+    app = BrowseApp(store, truecolor=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, "s")
+        app.screen.query_one("#sql-input", Input).value = "SELECT run_id FROM runs"
+        await settle(pilot, "enter", "ctrl+s")
+        path = app.screen.query_one(Input)
+        assert re.fullmatch(r"sql-\d{8}-\d{6}\.csv", path.value)  # a name: no folder of the server is shown
+        for elsewhere in ("/tmp/x.csv", "../x.csv", "sub/x.csv", ".bashrc.csv"):
+            path.value = elsewhere
+            await settle(pilot, "enter")
+            assert isinstance(app.screen, ExportDialog) and "a file name only" in text_of(app, "#sql-export-note")
+        path.value = "runs.csv"
+        await settle(pilot, "enter")
+        written = tmp_path / "exports" / "runs.csv"
+        assert text_of(app, "#sql-status") == f"wrote 3 rows to {written}; sent to this browser"
+        assert sent == [written] and written.read_text().splitlines()[0] == "run_id"

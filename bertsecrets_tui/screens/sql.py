@@ -172,7 +172,8 @@ class SQLScreen(StoreScreen):
                 status.update(Text(f"not exported: {message.error}", style="red"))
             else:
                 path, rows = message.value
-                status.update(Text(f"wrote {rows_text(rows)} to {path}"))
+                sent = export.deliver(self.app, [path])
+                status.update(Text(f"wrote {rows_text(rows)} to {path}" + sent))
 
     def query_done(self, message: Loaded) -> None:
         self.running_since = None
@@ -243,7 +244,7 @@ class SQLScreen(StoreScreen):
                 self.query_one("#sql-status", Static).update(Text(f"writing {path}..."))
                 self.load("export", lambda: (write_result(self.sql_console, result, path, fmt), result.num_rows))
 
-        self.app.push_screen(ExportDialog(result.num_rows, default_path()), chosen)
+        self.app.push_screen(ExportDialog(result.num_rows, default_path(), web=self.app.is_web), chosen)
 
     def on_unmount(self) -> None:
         if self.sql_console is not None:

@@ -29,19 +29,25 @@ def format_of(path: str) -> str | None:
 
 
 class ExportDialog(ModalScreen[tuple[Path, str] | None]):
-    """Asks for a file name; dismissed with (path, format), or None when Esc goes back."""
+    """Asks for a file name; dismissed with (path, format), or None when Esc goes back.
+
+    In a web browser (``web``) only a file name is taken: the file is written in the
+    server's exports folder, never elsewhere on the server, and sent to the browser.
+    """
 
     BINDINGS = [Binding("escape", "dismiss_none", "back")]
 
-    def __init__(self, rows: int, suggested: Path) -> None:
+    def __init__(self, rows: int, suggested: Path, web: bool = False) -> None:
         super().__init__()
         self.rows = rows
         self.suggested = suggested
+        self.web = web
 
     def compose(self) -> ComposeResult:
         with Vertical(id="sql-export"):
-            yield Static(f"Export the result ({self.rows} row{'s' if self.rows != 1 else ''}) to:")
-            yield Input(str(self.suggested), id="sql-export-path")
+            rows = f"{self.rows} row{'s' if self.rows != 1 else ''}"
+            yield Static(f"Download the result ({rows}) as:" if self.web else f"Export the result ({rows}) to:")
+            yield Input(self.suggested.name if self.web else str(self.suggested), id="sql-export-path")
             yield Static("ending .csv or .parquet · Enter writes it · Esc goes back", id="sql-export-note",
                          classes="note")
 
@@ -58,9 +64,17 @@ class ExportDialog(ModalScreen[tuple[Path, str] | None]):
             self.query_one("#sql-export-note", Static).update(
                 Text("the file must end in .csv or .parquet", style="red"))
             return
-        path = Path(text).expanduser()
-        if not path.is_absolute():
-            path = Path.cwd() / path
+        if self.web:
+            if Path(text).name != text or text.startswith("."):
+                self.query_one("#sql-export-note", Static).update(
+                    Text("a file name only: it is written in the server's exports folder and sent to you",
+                         style="red"))
+                return
+            path = self.suggested.parent / text
+        else:
+            path = Path(text).expanduser()
+            if not path.is_absolute():
+                path = Path.cwd() / path
         self.dismiss((path, fmt))
 
     def action_dismiss_none(self) -> None:
