@@ -18,6 +18,7 @@ from bertsecrets.store.errors import SQLError, StoreError
 from bertsecrets.store.schema import TABLES
 from bertsecrets.tui import catalog_notes
 from bertsecrets.tui.app import BrowseApp
+from bertsecrets.tui.screens import sql as sql_screen
 from bertsecrets.tui.screens.sql_export import ExportDialog
 from bertsecrets.tui.widgets.schema_tree import Entry, SchemaTree, describe
 from bertsecrets.tui.widgets.sql_complete import Schema, SQLComplete, complete, suggestions, typed_at
@@ -167,8 +168,20 @@ async def type_in(pilot, text: str) -> None:
 
 
 @pytest.fixture
-def store(tmp_path):
+def store(tmp_path, monkeypatch):
+    # The status line adds a query's time once it passes SLOW_SECONDS, which a loaded machine can reach.
+    monkeypatch.setattr(sql_screen, "SLOW_SECONDS", float("inf"))
     return handmade_store(tmp_path / "s", n_examples=2)
+
+
+async def test_a_slow_query_has_its_time_printed(store, monkeypatch):
+    monkeypatch.setattr(sql_screen, "SLOW_SECONDS", 0.0)
+    app = BrowseApp(store, truecolor=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, "s")
+        app.screen.query_one("#sql-input", Input).value = "SELECT * FROM runs"
+        await settle(pilot, "enter")
+        assert re.fullmatch(r"3 rows in \d+\.\d s", text_of(app, "#sql-status"))
 
 
 async def test_tab_completes_a_name_enter_runs_what_is_typed(store):
