@@ -89,15 +89,14 @@ def geometry_map(m: np.ndarray, segment: np.ndarray, special: np.ndarray, sep: n
 
 def spread_map(m: np.ndarray, segment: np.ndarray, special: np.ndarray) -> float:
     """Block spread S of one map: how far each query's in-sentence attention reaches, against an even spread."""
-    reached, even = 0.0, 0.0
-    for q in range(len(m)):
-        own = [k for k in range(len(m)) if segment[k] == segment[q] and not special[k]]
-        if not own:
-            continue
-        mass = sum(m[q, k] for k in own)
-        reached += sum(m[q, k] * abs(q - k) for k in own)
-        even += mass * sum(abs(q - k) for k in own) / len(own)  # the same mass spread evenly over the sentence
-    return reached / even if even > 0 else 0.0
+    L = len(m)
+    q, k = np.indices((L, L))
+    own = (segment[k] == segment[q]) & ~special[k]  # [query, key]: a word piece of the query's sentence
+    distance = np.abs(q - k)
+    reach = (own * distance).sum(axis=1) / np.maximum(own.sum(axis=1), 1)  # [query]: mean distance to its sentence
+    reached = (m * own * distance).sum()
+    even = ((m * own).sum(axis=1) * reach).sum()  # each query's in-sentence mass, spread evenly over its sentence
+    return float(reached / even) if even > 0 else 0.0
 
 
 def rule_map(vertical: float, diagonal: float, block: float, spread: float, two: bool) -> tuple[str, float]:
