@@ -39,3 +39,7 @@ check *args:
 # Architecture contracts (layers, no cycles, no torch in store/ or the TUI), checked on the installed package.
 lint:
     @python -m pytest -q tests/test_architecture.py -k contracts
+
+# The paper's claims checked across tasks and seeds: report/findings.md with its figures.
+report *args:
+    @bertsecrets report "$@"

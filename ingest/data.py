@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import hashlib
 import logging
 import os
@@ -46,7 +47,7 @@ class TaskData:
     skipped_rows: int = 0
     skipped: list[str] = field(default_factory=list)  # "file:line: why", for the run's metadata
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         """A hash of the texts and labels: equal data from TSV or hub gives equal runs."""
         h = hashlib.sha256()

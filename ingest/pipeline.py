@@ -64,10 +64,10 @@ def is_done(store: Store, plan: Plan) -> bool:
 # -- the ingest -------------------------------------------------------------------
 
 
-def ingest(settings: IngestSettings, console: Console | None = None) -> Plan:
-    """Run (or resume, or confirm) the ingest ``settings`` describe; returns its plan."""
+def ingest(settings: IngestSettings, console: Console | None = None, plan: Plan | None = None) -> Plan:
+    """Run (or resume, or confirm) the ingest ``settings`` describe (``plan``: theirs, made already); returns its plan."""
     console = console or Console()
-    plan = make_plan(settings)
+    plan = plan or make_plan(settings)
     settings = plan.settings
     store = Store.create(config.store_path(settings.store))
     task, data, model = plan.task, plan.data, plan.model

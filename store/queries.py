@@ -363,3 +363,30 @@ def tables_with_rows(store: Store, tables: tuple[str, ...]) -> dict[str, list[st
         return {}
     flags = ", ".join(f"EXISTS (SELECT 1 FROM {t} t WHERE t.run_id = r.run_id) AS {t}" for t in tables)
     return {row["run_id"]: [t for t in tables if row[t]] for row in store.rows(f"SELECT r.run_id, {flags} FROM runs r")}
+
+
+# -- across tasks and seeds (the findings report, the grid's table, the Tasks screen) -----------
+
+
+def finished_finetuned_runs(store: Store) -> list[dict[str, Any]]:
+    """Every finished fine-tuned run, by task, seed, then the latest started first."""
+    return store.rows("SELECT * FROM runs WHERE setup = 'finetuned' AND status = 'done' "
+                      "ORDER BY task, seed, started_at DESC")
+
+
+def feature_attention(store: Store, run_id: str, role: str) -> list[dict[str, Any]]:
+    """Every head's attention to each token type (Fig. 6) for one model, by layer, head and type."""
+    return store.rows("SELECT layer, head, feature, value FROM feature_attention WHERE run_id = ? AND role = ? "
+                      "ORDER BY layer, head, feature", [run_id, role])
+
+
+def layer_means(store: Store, run_id: str, role: str) -> list[dict[str, Any]]:
+    """Per layer, the mean over its heads of the attention a query gives [CLS] and [SEP] (one model), by layer."""
+    return store.rows("SELECT layer, avg(attn_cls) AS cls, avg(attn_sep) AS sep FROM head_stats "
+                      "WHERE run_id = ? AND role = ? GROUP BY layer ORDER BY layer", [run_id, role])
+
+
+def layer_change(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """Per layer, the mean over its heads of the cosine between the pretrained and the fine-tuned maps, by layer."""
+    return store.rows("SELECT layer, avg(cosine_mean) AS cosine FROM head_change WHERE run_id = ? "
+                      "GROUP BY layer ORDER BY layer", [run_id])

@@ -44,6 +44,36 @@ def write_mrpc(folder: Path, n_train: int, n_dev: int, seed: int = 0) -> Path:
     return folder
 
 
+def write_task(folder: Path, task: str, n_train: int, n_dev: int, seed: int = 0) -> Path:
+    """A GLUE-layout folder of synthetic data for RTE (pairs, text labels), SST-2 (single sentences, a test.tsv of
+    another shape) or STS-B (ten columns, a 0-5 score), in each file's real header and format."""
+    if task == "mrpc":
+        return write_mrpc(folder, n_train, n_dev, seed)
+    rng = random.Random(seed)
+    name = {"rte": "RTE", "sst-2": "SST-2", "sts-b": "STS-B"}[task]
+    (folder / name).mkdir(parents=True, exist_ok=True)
+    for split, n in (("train.tsv", n_train), ("dev.tsv", n_dev)):
+        if task == "rte":
+            lines = ["index\tsentence1\tsentence2\tlabel"]
+            for i in range(n):
+                a = _sentence(rng)
+                same = rng.random() < 0.5
+                lines.append(f"{i}\t{a}\t{a if same else _sentence(rng)}\t{'entailment' if same else 'not_entailment'}")
+        elif task == "sst-2":
+            lines = ["sentence\tlabel"]
+            for i in range(n):
+                a = _sentence(rng).lower()
+                lines.append(f"{a.rstrip('.')} \t{int(' not ' not in a and 'never' not in a)}")
+        else:
+            lines = ["index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore"]
+            for i in range(n):
+                a, b = _sentence(rng), _sentence(rng)
+                score = 5.0 if rng.random() < 0.3 else round(rng.uniform(0, 4), 3)
+                lines.append(f"{i}\tmain-news\t2012\t2012test\t{i:04d}\tnone\tnone\t{a}\t{a if score == 5.0 else b}\t{score}")
+        (folder / name / split).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
 def write_tiny_bert(folder: Path, layers: int = 3, heads: int = 4, seed: int = 0) -> Path:
     """A randomly initialised BERT with the bundled uncased tokenizer (same vocabulary as bert-base)."""
     from bertsecrets.ingest.models import write_random_bert

@@ -10,6 +10,7 @@ from dataclasses import fields, replace
 import pytest
 
 from bertsecrets.cli import build_parser, main
+from bertsecrets.commands.ingest import GRID_OPTIONS, parse_seeds
 from bertsecrets.core.errors import UserError
 from bertsecrets.core.settings import IngestSettings, columns, flag_of
 from bertsecrets.ingest import plan as plan_module
@@ -46,13 +47,15 @@ def test_every_setting_is_an_option_of_ingest_with_its_help():
     ingest = parser._subparsers._group_actions[0].choices["ingest"]
     options = {a.dest: a for a in ingest._actions}
     for name in NAMES:
-        assert name in options, f"{name} has no option"
-        assert META[name]["help"] and META[name]["help"].split(" (")[0] in options[name].help
+        dest = GRID_OPTIONS.get(name, name)  # the settings a grid varies take lists
+        assert dest in options, f"{name} has no option"
+        assert META[name]["help"] and META[name]["help"].split(" (")[0] in options[name if dest == name else dest].help
         if name != "task":
-            assert flag_of(name) in options[name].option_strings
+            assert flag_of(name) in options[dest].option_strings
     default = parser.parse_args(["ingest", "mrpc"])
-    assert {n: getattr(default, n) for n in NAMES if n != "task"} == {
-        n: getattr(IngestSettings(task="mrpc"), n) for n in NAMES if n != "task"}
+    plain = [n for n in NAMES if n not in GRID_OPTIONS]
+    assert {n: getattr(default, n) for n in plain} == {n: getattr(IngestSettings(task="mrpc"), n) for n in plain}
+    assert (default.tasks, parse_seeds(default.seeds), default.max_train_examples) == (["mrpc"], [0], None)
 
 
 @pytest.mark.parametrize("name", NAMES)

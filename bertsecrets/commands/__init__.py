@@ -11,7 +11,7 @@ import argparse
 from bertsecrets.core import config
 
 #: The modules in the order `bertsecrets --help` lists them.
-MODULES = ["ingest", "analyze", "ablate", "labels", "browse", "sql", "runs", "check", "figures"]
+MODULES = ["ingest", "analyze", "ablate", "labels", "browse", "sql", "runs", "check", "figures", "report"]
 
 
 def store_arg(p: argparse.ArgumentParser) -> None:

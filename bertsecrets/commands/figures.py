@@ -1,4 +1,4 @@
-"""`bertsecrets figures TASK`: the paper's figures and tables for the runs in the store."""
+"""`bertsecrets figures TASK...`: the paper's figures and tables per task, and across tasks when there are several."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from bertsecrets.commands import console, store_arg, text
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("figures", help="write the paper's figures (PNG) and tables (CSV) for a task")
-    p.add_argument("task", help="mrpc, sts-b, sst-2, qqp, rte, qnli or mnli")
+    p = sub.add_parser("figures", help="write the paper's figures (PNG) and tables (CSV) for tasks, and across them",
+                       description="The paper's figures and tables for each task; with several tasks, also the "
+                                   "cross-task figures (one panel per task, one colour scale) in <out>/tasks/.")
+    p.add_argument("tasks", nargs="+", metavar="TASK", help="mrpc, sts-b, sst-2, qqp, rte, qnli or mnli; several "
+                                                            "for the cross-task figures too")
     store_arg(p)
     p.add_argument("--out", metavar="DIR", default="figures", help="output folder (default ./figures/<task>)")
     p.add_argument("--only", metavar="NAMES", help="comma-separated figure names (default: all)")
@@ -22,16 +25,49 @@ def run(args: argparse.Namespace) -> int:
 
     matplotlib.use("Agg")
     from bertsecrets.core.errors import UserError
-    from bertsecrets.figures import all_figures
     from bertsecrets.store import Store
+    from bertsecrets.core.tasks import get_task
 
     out = console()
     store = Store.open(config.store_path(args.store))
-    task = args.task.strip().lower()
-    folder = Path(args.out) / task
+    tasks = list(dict.fromkeys(get_task(t).name for t in args.tasks))
+    written: list[Path] = []
+    for task in tasks:
+        written += _task_figures(out, store, task, Path(args.out), args.only)
+    if len(tasks) > 1:
+        written += across_tasks(out, store, tasks, Path(args.out) / "tasks")
+    if not written:
+        raise UserError(f"no figures for {', '.join(tasks)}: run `bertsecrets ingest {' '.join(tasks)}` first")
+    return 0
+
+
+def across_tasks(out, store, tasks: list[str], folder: Path) -> list[tuple[str, Path]]:
+    """The cross-task figures into ``folder``: (caption, path) of each written; a figure without data says why."""
+    from bertsecrets.core.errors import UserError
+    from bertsecrets.figures.tasks import FIGURES
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, draw, caption in FIGURES:
+        try:
+            paths = draw(store, folder, tasks)
+        except UserError as exc:
+            out.print(text((f"{name}:", "yellow"), " ", str(exc)), highlight=False)
+            continue
+        for path in paths:
+            written.append((caption, path))
+            out.print(text("  ", ("✓", "green"), " ", str(path)), highlight=False)
+    return written
+
+
+def _task_figures(out, store, task: str, base: Path, only: str | None) -> list[Path]:
+    from bertsecrets.core.errors import UserError
+    from bertsecrets.figures import all_figures
+
+    folder = base / task
     folder.mkdir(parents=True, exist_ok=True)
     figures = all_figures()
-    wanted = {n.strip() for n in args.only.split(",")} if args.only else None
+    wanted = {n.strip() for n in only.split(",")} if only else None
     if wanted:
         unknown = wanted - {name for name, _ in figures}
         if unknown:
@@ -48,6 +84,4 @@ def run(args: argparse.Namespace) -> int:
         written.extend(paths)
         for path in paths:
             out.print(text("  ", ("✓", "green"), " ", str(path)), highlight=False)
-    if not written:
-        raise UserError(f"no figures for {task}: run `bertsecrets ingest {task}` first")
-    return 0
+    return written

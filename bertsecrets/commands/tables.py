@@ -19,6 +19,7 @@ from bertsecrets.core.stats import rho_text, spearman
 from bertsecrets.core.tasks import SETUPS, Task, get_task
 from bertsecrets.ingest.progress import fmt_seconds
 from bertsecrets.store import Store, StoreError, queries
+from bertsecrets.store.findings import cut_note
 
 #: What the paper reports (bert-base-uncased, % points), by task and summary row.
 PAPER = {
@@ -38,7 +39,9 @@ def _metric_cells(task: Task, record: dict[str, Any] | None) -> list[str]:
 def print_table1(console: Console, store: Store, plan) -> None:
     """The paper's Table 1 for this ingest: dev metrics of the three set-ups, beside the paper's."""
     task = plan.task
-    table = Table(title=f"Table 1: {task.title} dev, {escape(plan.model.used)}, seed {plan.settings.seed} (%)",
+    cut = (f"; fine-tuned on the first {len(plan.data.train):,} training examples only"
+           if plan.settings.max_train_examples else "")
+    table = Table(title=f"Table 1: {task.title} dev, {escape(plan.model.used)}, seed {plan.settings.seed} (%){cut}",
                   caption="paper: bert-base-uncased, Kovaleva et al. 2019")
     table.add_column("set-up", no_wrap=True)
     for metric in task.metrics:
@@ -119,7 +122,8 @@ def print_summary(console: Console, store: Store, run_id: str) -> None:
     by_key = {(r["kind"], r["layer"], r["head"], r["metric"]): r for r in rows}
     n = rows[0]["n_examples"]
     table = Table(title=f"{task.title} dev ({n} examples) with heads disabled: {escape(record['model_used'])}, seed "
-                        f"{record['seed']}, run {run_id}; % points, 95% paired bootstrap interval; paper: bert-base-uncased")
+                        f"{record['seed']}, run {run_id}{cut_note(record)}; % points, 95% paired bootstrap "
+                        f"interval; paper: bert-base-uncased")
     others = [m for m in task.metrics if m != main]
     table.add_column("disabled")
     table.add_column(main, justify="right")
@@ -186,3 +190,35 @@ def print_seeds(console: Console, store: Store, key: str) -> None:
         table.add_row(_describe(label, row), f"{_pct(row['mean'])}{spread}",
                       "" if row["kind"] == "baseline" else f"{_pct(row['delta_mean'], True)}{delta_spread}")
     console.print(table)
+
+
+def print_grid(console: Console, store: Store, tasks: list[str], outcomes) -> None:
+    """The grid's cross-task table: each task's set-ups over the seeds just run, beside the paper's Table 1."""
+    from bertsecrets.store.findings import Spread
+
+    table = Table(title="Table 1 across tasks: dev metrics (%), mean ± std over seeds",
+                  caption="paper: bert-base-uncased, Kovaleva et al. 2019; * trained on a cut training set")
+    for column in ("task", "set-up", "this store", "paper", "seeds", "time"):
+        table.add_column(column, justify="left" if column in ("task", "set-up", "this store") else "right")
+    notes = []
+    for name in tasks:
+        task = get_task(name)
+        mine = [o for o in outcomes if o.task == name and o.status == "done"]
+        plan = mine[0].plan
+        cap = plan.settings.max_train_examples
+        title = task.title + ("*" if cap else "")
+        if cap:
+            notes.append(f"{task.title}*: fine-tuned on the first {len(plan.data.train):,} training examples only "
+                         f"(--max-train-examples {cap})")
+        for setup in ("no_finetuning", "random_init", "finetuned"):
+            records = [store.run(o.plan.run_ids[setup]) for o in mine if setup in o.plan.settings.setups]
+            records = [r for r in records if r is not None and r.get("status") == "done"]
+            if not records:
+                continue
+            cells = ", ".join(
+                Spread([r[m] for r in records if r.get(m) is not None]).text() + f" {m}" for m in task.metrics)
+            table.add_row(escape(title), SETUPS[setup], cells, task.paper(setup) or "-", str(len(records)),
+                          fmt_seconds(sum(o.seconds for o in mine)) if setup == "finetuned" else "")
+    console.print(table)
+    for note in notes:
+        console.print(note, markup=False, highlight=False)
