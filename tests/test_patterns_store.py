@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import random
 
 import pytest
 from rich.console import Console
@@ -13,7 +12,7 @@ from rich.console import Console
 from bertsecrets.cli import main
 from bertsecrets.ingest.analyses import classifier, driver
 from bertsecrets.store.labels import Labels
-from conftest import TINY_INGEST, _sentence
+from conftest import TINY_INGEST, write_task
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +21,7 @@ def sst2(tmp_path_factory, tiny_bert):
     from bertsecrets.ingest.pipeline import ingest
     from bertsecrets.store import Store
 
-    glue = tmp_path_factory.mktemp("glue-sst2")
-    (glue / "SST-2").mkdir()
-    rng = random.Random(0)
-    for name, n in (("train.tsv", 32), ("dev.tsv", 12)):
-        lines = ["sentence\tlabel"] + [f"{_sentence(rng)}\t{rng.randint(0, 1)}" for _ in range(n)]
-        (glue / "SST-2" / name).write_text("\n".join(lines) + "\n")
+    glue = write_task(tmp_path_factory.mktemp("glue-sst2"), "sst-2", n_train=32, n_dev=12)
     root = tmp_path_factory.mktemp("store-sst2") / "store"
     settings = IngestSettings(task="sst-2", model=str(tiny_bert), data_dir=str(glue), store=str(root),
                               **{**TINY_INGEST, "setups": ("finetuned",)})
