@@ -33,6 +33,10 @@ def test_pick_takes_the_maps_nearest_each_step_from_the_threshold_one_per_head()
     assert FB.pick(BY_NAME["block_spread"], where, m) == ([], [])
 
 
+def test_masses_in_titles_are_cut_so_a_map_below_a_threshold_never_shows_it():
+    assert FB._cut(0.49996) == "0.499" and FB._cut(0.5) == "0.500" and FB._cut(0.61) == "0.610"
+
+
 # (V, D, B, S, label) of each head of a 2 x 5 model: one clean case on each side of each threshold.
 CASES = [
     (0.51, 0.1, 0.5, 0.9, "vertical"), (0.49, 0.1, 0.5, 0.9, "heterogeneous"),

@@ -13,6 +13,7 @@ the [SEP]s, where a block's sentences end.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -126,10 +127,15 @@ def pick(boundary: Boundary, where: dict[str, np.ndarray], m: Masses, steps: tup
     return out[0], out[1]
 
 
+def _cut(x: float) -> str:
+    """Three decimals cut, not rounded: 0.4999 shows as 0.499, never as the threshold it stays below."""
+    return f"{math.floor(x * 1000) / 1000:.3f}"
+
+
 def _caption(m: Masses, r: int) -> str:
-    parts = [f"V {m['V'][r]:.3f}", f"D {m['D'][r]:.3f}"]
+    parts = [f"V {_cut(m['V'][r])}", f"D {_cut(m['D'][r])}"]
     if m["two"][r]:
-        parts += [f"B {m['B'][r]:.3f}", f"S {m['S'][r]:.2f}"]
+        parts += [f"B {_cut(m['B'][r])}", f"S {_cut(m['S'][r])}"]
     return "  ".join(parts)
 
 
@@ -158,7 +164,7 @@ def draw(store: Store, run: dict, boundary: Boundary, where: dict[str, np.ndarra
             ax.set_xticks(ticks, [""] * len(ticks))
             ax.set_yticks(ticks, [""] * len(ticks))
             ax.tick_params(length=4, width=1.5, color="red")
-            ax.set_title(f"{where['label'][r]}: {boundary.symbol} {x[r]:.3f}\n"
+            ax.set_title(f"{where['label'][r]}: {boundary.symbol} {_cut(x[r])}\n"
                          f"layer {layer + 1}, head {head + 1}, input {e}\n{_caption(m, r)}", fontsize=7)
         axes[row, 0].set_ylabel(f"{boundary.symbol} {side} {boundary.threshold:g}", fontsize=9)
     fig.suptitle(f"{boundary.title}; threshold {boundary.threshold:g}\n"
