@@ -167,8 +167,8 @@ def draw(store: Store, run: dict, boundary: Boundary, where: dict[str, np.ndarra
             ax.set_title(f"{where['label'][r]}: {boundary.symbol} {_cut(x[r])}\n"
                          f"layer {layer + 1}, head {head + 1}, input {e}\n{_caption(m, r)}", fontsize=7)
         axes[row, 0].set_ylabel(f"{boundary.symbol} {side} {boundary.threshold:g}", fontsize=9)
-    fig.suptitle(f"{boundary.title}; threshold {boundary.threshold:g}\n"
-                 f"{get_task(run['task']).title} dev, {run['model_used']}, fine-tuned (run {run['run_id']})", fontsize=8)
+    where_from = f"{get_task(run['task']).title} dev, {run['model_used']}, fine-tuned (run {run['run_id']})"
+    fig.suptitle(f"{boundary.title}; threshold {boundary.threshold:g}\n{where_from}", fontsize=8)
     fig.tight_layout()
     return _save_small(fig, path)
 
