@@ -24,6 +24,10 @@ bench *args:
 browse *args:
     @bertsecrets browse "$@"
 
+# Redraw docs/analyses.md's pictures of the pattern-class thresholds from a store whose MRPC run this version analysed.
+boundaries store:
+    @bertsecrets figures mrpc --only boundaries --store "$1" --out docs/img
+
 # Read-only SQL on the catalog: `just sql "SELECT * FROM runs"`.
 sql query *args:
     @bertsecrets sql "$@"

@@ -576,6 +576,9 @@ def _class_table(reader: _Reader, groups: list[Group]) -> Section:
     for label in PATTERN_CLASSES:
         row = [label]
         for g in groups:
+            if label == "block" and not g.task.pair:
+                row.append("n/a (one sentence)")
+                continue
             fine = [reader.shares(r["run_id"]).get(("rules", "finetuned", label)) for r in g.finetuned]
             pre = [reader.shares(r["run_id"]).get(("rules", "pretrained", label)) for r in g.finetuned]
             row.append(f"{Spread([v for v in fine if v is not None]).text(digits=0)} "

@@ -233,6 +233,20 @@ def map_classes(store: Store, run_id: str, below: int | None = None) -> pa.Table
     return store.query(f"SELECT source, role, example, layer, head, label, confidence FROM map_classes {where}", params)
 
 
+def rule_masses(store: Store, run_id: str, role: str) -> pa.Table:
+    """The rule labeller's class of each of one model's maps and the masses it read (NULL from older versions)."""
+    return store.query(
+        "SELECT example, layer, head, label, confidence, vertical_mass, diagonal_mass, block_share, block_spread "
+        "FROM map_classes WHERE run_id = ? AND role = ? AND source = 'rules' ORDER BY example, layer, head",
+        [run_id, role])
+
+
+def segment_ends(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """The last position of each segment of each stored input (its [SEP]), by example and segment."""
+    return store.rows("SELECT example, segment, max(position) AS last FROM tokens WHERE run_id = ? "
+                      "GROUP BY example, segment ORDER BY example, segment", [run_id])
+
+
 def classifiers(store: Store, run_id: str) -> list[dict[str, Any]]:
     """The pattern classifiers trained on the run's maps, with their cross-validated scores, by kind."""
     return store.rows("SELECT * FROM classifiers WHERE run_id = ? ORDER BY kind", [run_id])
