@@ -2,7 +2,7 @@
 
 A copy, so that the installed browser (which has no docs/ folder) can show it;
 tests/test_tui_sql.py checks it against docs/catalog.md and the store's schema,
-so the two cannot drift apart. Markdown marks are taken out (`code` reads as code).
+so the two cannot drift apart. Markdown marks and example queries are taken out.
 """
 
 from __future__ import annotations
@@ -60,7 +60,11 @@ TABLES: dict[str, str] = {
     'map_classes': (
         'Fig. 2: the pattern class of each map (run_id, role, example, layer, head) by source (rules: the '
         'geometric labeller; classifier: the trained classifier): label (vertical, diagonal, '
-        'vertical+diagonal, block, heterogeneous) and confidence.'
+        'vertical+diagonal, block, heterogeneous) and confidence. Rows of the rules also hold the masses the '
+        "rules read (NULL in the classifier's rows): vertical_mass (V, attention to [CLS] and [SEP]), "
+        'diagonal_mass (D, attention to the neighbours one or two positions away), block_share (B) and '
+        'block_spread (S), both NULL for a one-sentence input. docs/analyses.md defines them; for example, '
+        'the maps just below the vertical threshold:'
     ),
     'class_shares': (
         'The share of each class per head: run_id, role, layer, head, source, label, share, n_maps. The '

@@ -39,14 +39,18 @@ def plain(text: str) -> str:
 
 
 def read_doc(doc: str) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
-    """Per table section of the doc: its prose before any column table, and its column table's rows."""
+    """Per table section of the doc: its prose before any column table (code left out), and its column table's rows."""
     tables, columns = {}, {}
     for section in re.split(r"^## ", doc, flags=re.M)[1:]:
         name, _, body = section.partition("\n")
         if name.strip() not in TABLES:
             continue
-        prose, rows = [], {}
+        prose, rows, fenced = [], {}, False
         for line in body.splitlines():
+            if line.startswith("```"):
+                fenced = not fenced
+            if fenced or line.startswith(("```", "    ", "\t")):
+                continue  # example queries: the tree shows words, not code
             if line.startswith("|"):
                 cells = [c.strip() for c in line.strip().strip("|").split("|")]
                 if cells[0] == "column" or set(cells[0]) <= {"-"}:
