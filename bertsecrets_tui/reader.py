@@ -230,6 +230,25 @@ class Reader:
         setups = queries.experiment_runs(self.store, run["experiment_id"], finished=False)
         return RunStats(run_id, run["task"], int(run["n_layers"]), int(run["n_heads"]), tables, seeds, setups)
 
+    # -- the sentence view and the labelling references ------------------------
+
+    def pieces(self, run_id: str, example: int) -> list[dict[str, Any]]:
+        """The word pieces of one input, by position: token, segment, word and character offsets."""
+        return queries.input_pieces(self.store, run_id, example)
+
+    def class_references(self, run_id: str) -> dict[str, tuple[dict[str, Any], np.ndarray]]:
+        """Per pattern class, the map the rules give it with the highest confidence in the run, and that map.
+
+        Ties (and rules without a confidence) go to the first map in (role, input, layer, head) order.
+        """
+        rows = queries.surest_maps(self.store, run_id, "rules")
+        return {r["label"]: (r, self.maps(run_id, r["role"]).head(r["example"], r["layer"], r["head"]))
+                for r in rows if r["label"] in PATTERN_CLASSES}
+
+    def catalog_columns(self) -> list[dict[str, Any]]:
+        """Every catalog table's columns and their SQL types, for the SQL screen's schema tree and completion."""
+        return queries.catalog_columns(self.store)
+
     def tables_with_rows(self, tables: tuple[str, ...]) -> dict[str, list[str]]:
         """Per run, which of ``tables`` hold its rows so far (the steps after its maps that have landed)."""
         return queries.tables_with_rows(self.store, tables)

@@ -390,3 +390,38 @@ def layer_change(store: Store, run_id: str) -> list[dict[str, Any]]:
     """Per layer, the mean over its heads of the cosine between the pretrained and the fine-tuned maps, by layer."""
     return store.rows("SELECT layer, avg(cosine_mean) AS cosine FROM head_change WHERE run_id = ? "
                       "GROUP BY layer ORDER BY layer", [run_id])
+
+
+# -- the browser's sentence view and labelling references --------------------------------------
+
+
+def input_pieces(store: Store, run_id: str, example: int) -> list[dict[str, Any]]:
+    """One input's word pieces by position: token, segment, word (NULL for [CLS]/[SEP]) and character offsets."""
+    return store.rows("SELECT position, token, segment, word, char_start, char_end FROM tokens "
+                      "WHERE run_id = ? AND example = ? ORDER BY position", [run_id, example])
+
+
+def surest_maps(store: Store, run_id: str, source: str) -> list[dict[str, Any]]:
+    """Per pattern class, the map of either model that ``source`` gave that class most confidently, by class.
+
+    Ties (and classes given without a confidence) go to the first map in (role, example, layer, head) order.
+    """
+    return store.rows(
+        "SELECT label, role, example, layer, head, confidence FROM map_classes WHERE run_id = ? AND source = ? "
+        "QUALIFY row_number() OVER (PARTITION BY label ORDER BY confidence DESC NULLS LAST, role, example, layer, head)"
+        " = 1 ORDER BY label", [run_id, source])
+
+
+# -- the catalog itself -------------------------------------------------------------------------
+
+
+def catalog_columns(store: Store) -> list[dict[str, Any]]:
+    """Every catalog table's columns as SQL sees them: table, column, type (DuckDB's name).
+
+    Tables in the order of ``store.schema.TABLES``, columns in their order in the table
+    (a column that only newer parts of a table hold comes last).
+    """
+    return store.rows(
+        "SELECT table_name AS \"table\", column_name AS \"column\", data_type AS type "
+        "FROM information_schema.columns WHERE table_schema = 'main' AND list_contains(?, table_name) "
+        "ORDER BY list_position(?, table_name), ordinal_position", [list(TABLES), list(TABLES)])

@@ -19,7 +19,8 @@ from bertsecrets.tui.keys import PLACES
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt install tmux)")
 
 TRUECOLOR = re.compile(r"\x1b\[[0-9;]*[34]8;2;")  # 24-bit foreground or background
-ACTIVE_TAB = re.compile(r"\x1b\[(?:[0-9;]*;)?7m(?:\x1b\[[0-9;]*m)* \w (\w+) ")  # the current screen's tab, reversed
+# The current screen's tab, reversed: " r Runs " where the bar has room, "r Runs" where it is packed.
+ACTIVE_TAB = re.compile(r"\x1b\[(?:[0-9;]*;)?7m(?:\x1b\[[0-9;]*m)* ?\w (\w+)")
 
 
 def _tmux(*args: str) -> str:

@@ -7,9 +7,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
+from bertsecrets.tui import export
 from bertsecrets.tui.markup import escape
 from bertsecrets.tui.messages import Loaded
 from bertsecrets.tui.reader import HEAD_TABLES, RunStats
+from bertsecrets.tui.scales import RANGE_BINDINGS, FixedRange, fixed, range_words
 from bertsecrets.tui.screens.base import StoreScreen
 from bertsecrets.tui.stats import STATS, Grid, HeadStat, head_details, options_of, stat_grid
 from bertsecrets.tui.widgets.grid import HeadGrid
@@ -20,7 +22,7 @@ def legend(grid: Grid) -> str:
     return escape(grid.note)
 
 
-class HeadGridScreen(StoreScreen):
+class HeadGridScreen(FixedRange, StoreScreen):
     """Every head of the run as a cell coloured by the chosen statistic; Enter opens its map."""
 
     PLACE = "heads"
@@ -31,6 +33,8 @@ class HeadGridScreen(StoreScreen):
         Binding("x", "option(1)", "choice", key_display="x/X", tooltip="next choice within the statistic"),
         Binding("X", "option(-1)", "previous choice", show=False),
         Binding("t", "role", "pre/fine-tuned"),
+        Binding("e", "export", "export"),
+        *RANGE_BINDINGS,
     ]
 
     def __init__(self) -> None:
@@ -39,6 +43,7 @@ class HeadGridScreen(StoreScreen):
         self.stat: HeadStat = STATS[0]
         self.option: str | None = None
         self._chosen_once = False
+        self.fitted: Grid | None = None  # the grid before a fixed range is applied
 
     def compose(self) -> ComposeResult:
         yield from self.compose_nav()
@@ -79,7 +84,9 @@ class HeadGridScreen(StoreScreen):
         stats, role = self.stats, self.selection.role
         if stats is None:
             return
-        grid, self.option = stat_grid(self.stat, stats, self.option, role)
+        self.fitted, self.option = stat_grid(self.stat, stats, self.option, role)
+        grid = None if self.fitted is None else fixed(self.fitted, self.span)
+        grid_widget.border_subtitle = "" if grid is None else range_words(grid, self.span)
         what = self.stat.title + (f": {self.option}" if self.option else "") + (f" ({role})" if self.stat.by_role else "")
         self.query_one("#heads-context", Static).update(
             f"colour: [b]{escape(what)}[/] · {escape(stats.task.upper())} · {stats.n_layers} layers x {stats.n_heads} heads · "
@@ -132,3 +139,13 @@ class HeadGridScreen(StoreScreen):
     def action_role(self) -> None:
         self.app.select(role="pretrained" if self.selection.role == "finetuned" else "finetuned")
         self._draw()
+
+    def fitted_span(self) -> float | None:
+        return self.fitted.high if self.fitted is not None and self.fitted.kind == "div" else None
+
+    def draw_range(self) -> None:
+        self._draw()
+
+    def action_export(self) -> None:
+        """The grid on screen as PNG and SVG; the paths go under its legend."""
+        export.from_grid_screen(self)
