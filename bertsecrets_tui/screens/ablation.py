@@ -115,9 +115,11 @@ class AblationScreen(FixedRange, SwitchRuns, StoreScreen):
         missing = f"disabling heads: not computed yet: run `bertsecrets ablate {stats.task}`"
         baseline = self.rows("baseline")
         self.query_one("#ablation-context", Static).update(
-            f"{task_seed(stats.title, stats.seed)} · {escape(stats.run_id)} · metric [b]{escape(self.metric or '-')}[/]"
+            # The run id goes last: at 80 columns the line is cut there, not in the numbers.
+            f"{task_seed(stats.title, stats.seed)} · metric [b]{escape(self.metric or '-')}[/]"
             + (f" (x: {escape(', '.join(metrics))})" if len(metrics) > 1 else "")
-            + (f" · baseline [b]{100 * baseline[0]['value']:.1f}[/] on {baseline[0]['n_examples']} dev inputs" if baseline else "")
+            + (f" · baseline [b]{100 * baseline[0]['value']:.1f}[/] on {baseline[0]['n_examples']} dev" if baseline else "")
+            + f" · {escape(stats.run_id)}"
         )
         grid, _ = stat_grid(ABLATION, stats, self.metric, "finetuned")
         widget = self.query_one(HeadGrid)
