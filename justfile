@@ -24,6 +24,10 @@ bench *args:
 browse *args:
     @bertsecrets browse "$@"
 
+# Redraw docs/analyses.md's pictures of the pattern-class thresholds from a store whose MRPC run this version analysed.
+boundaries store:
+    @bertsecrets figures mrpc --only boundaries --store "$1" --out docs/img
+
 # Read-only SQL on the catalog: `just sql "SELECT * FROM runs"`.
 sql query *args:
     @bertsecrets sql "$@"
@@ -35,3 +39,7 @@ check *args:
 # Architecture contracts (layers, no cycles, no torch in store/ or the TUI), checked on the installed package.
 lint:
     @python -m pytest -q tests/test_architecture.py -k contracts
+
+# The paper's claims checked across tasks and seeds: report/findings.md with its figures.
+report *args:
+    @bertsecrets report "$@"

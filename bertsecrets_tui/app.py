@@ -19,18 +19,21 @@ from bertsecrets.tui.screens.labelling import LabellingScreen
 from bertsecrets.tui.screens.map import MapScreen
 from bertsecrets.tui.screens.model import ModelScreen
 from bertsecrets.tui.screens.runs import RunsScreen
+from bertsecrets.tui.screens.sentence import SentenceScreen
 from bertsecrets.tui.screens.sql import SQLScreen
+from bertsecrets.tui.screens.tasks import TasksScreen
 from bertsecrets.tui.state import Selection
 from bertsecrets.store import Store
 
 SCREENS = {
-    "runs": RunsScreen, "heads": HeadGridScreen, "map": MapScreen, "model": ModelScreen,
+    "runs": RunsScreen, "tasks": TasksScreen, "heads": HeadGridScreen, "map": MapScreen, "model": ModelScreen,
+    "sentence": SentenceScreen,
     "label": LabellingScreen, "features": FeaturesScreen, "ablation": AblationScreen, "sql": SQLScreen,
 }
 
 
 class BrowseApp(App):
-    """Browse the runs, heads, maps, classes, features and ablations of a bertsecrets store."""
+    """Browse the runs, tasks, heads, maps, classes, features and ablations of a bertsecrets store."""
 
     TITLE = "bertsecrets"
     CSS_PATH = "app.tcss"
@@ -90,7 +93,8 @@ class BrowseApp(App):
             self.selection = Selection(run_id=changes.pop("run_id"), role=self.selection.role)
         for name, value in changes.items():
             setattr(self.selection, name, value)
-        if new_run and isinstance(self.screen, StoreScreen):  # e.g. the first run, read after a screen was opened
+        # e.g. the first run, read after a screen was opened; one still being built reads it when it is shown
+        if new_run and isinstance(self.screen, StoreScreen) and self.screen.is_mounted:
             self.screen.sync()
 
     # -- noticing new rows --------------------------------------------------

@@ -71,14 +71,18 @@ def run_grid(base: IngestSettings, tasks: list[str], seeds: list[int], caps: dic
         return run_grid_on_cluster(base, tasks, seeds, caps, console, workers=workers, scheduler=scheduler)
     outcomes: list[Outcome] = []
     many = len(tasks) * len(seeds) > 1
+    model = None  # resolved once: its weights are hashed for the keys
     for task in tasks:
+        data = None  # read once per task, shared by its seeds
         for i, seed in enumerate(seeds):
             settings = replace(base, task=task, seed=seed, max_train_examples=caps.get(task, base.max_train_examples))
             if many:
                 console.rule(Text(f"{get_task(task).title}, seed {seed}"))
             start = time.perf_counter()
             try:
-                plan = make_plan(settings)
+                plan = make_plan(settings, model=model, data=data)
+                # The task's cap is the same for every seed, so its cut data can be cut again to itself.
+                model, data = plan.model, plan.data
             except UserError as exc:
                 # The task cannot start (data, model): the same for every seed, so said once.
                 for s in seeds[i:]:

@@ -81,12 +81,17 @@ class Plan:
         return f"{self.run_ids['finetuned']}-{role}"
 
 
-def make_plan(settings: IngestSettings, compute: Compute | None = None) -> Plan:
-    """The plan of ``settings``; ``compute`` defaults to what ``settings.device`` resolves to here."""
+def make_plan(settings: IngestSettings, compute: Compute | None = None, model: ResolvedModel | None = None,
+              data: TaskData | None = None) -> Plan:
+    """The plan of ``settings``; ``compute`` defaults to what ``settings.device`` resolves to here.
+
+    ``model`` and ``data``: what ``settings.model`` and the task's data resolved to
+    already (a grid's seeds share them: hashing the weights and reading the files once).
+    """
     task = get_task(settings.task)
-    model = resolve_model(settings.model)
-    data = load_task_data(task, settings.data_dir, settings.skip_bad_rows)
-    if settings.max_train_examples is not None:
+    model = model or resolve_model(settings.model)
+    data = data or load_task_data(task, settings.data_dir, settings.skip_bad_rows)
+    if settings.max_train_examples is not None and settings.max_train_examples < len(data.train):
         data = replace(data, train=data.train.head(settings.max_train_examples))
     if settings.learning_rate is None:
         settings = replace(settings, learning_rate=model.learning_rate)

@@ -432,6 +432,10 @@ SANDBOX_SETTINGS: dict[str, Any] = {
 }
 
 
+#: What :meth:`SQLConsole.export` writes: format name -> the options of DuckDB's COPY.
+EXPORT_FORMATS = {"csv": "FORMAT csv, HEADER", "parquet": "FORMAT parquet, COMPRESSION zstd"}
+
+
 class SQLConsole:
     """A person's SQL on the catalog, run in DuckDB's own sandbox on a connection of its own.
 
@@ -449,6 +453,7 @@ class SQLConsole:
         self.catalog = catalog
         self._lock = threading.Lock()
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._writer: duckdb.DuckDBPyConnection | None = None  # while :meth:`export` writes
         self._stamp: dict[str, tuple] | None = None
 
     def query(self, sql: str) -> pa.Table:
@@ -466,10 +471,49 @@ class SQLConsole:
                 _end_transaction(con)
 
     def interrupt(self) -> None:
-        """Stop the query running now, if any: it ends with "the query was interrupted"."""
-        con = self._con
-        if con is not None:
-            con.interrupt()
+        """Stop the query or export running now, if any: it ends with "the query was interrupted"."""
+        for con in (self._con, self._writer):
+            if con is not None:
+                con.interrupt()
+
+    def export(self, result: pa.Table, path: str | Path, fmt: str) -> Path:
+        """Write a result of :meth:`query` to ``path`` as CSV (with a header) or Parquet; the path written.
+
+        The sandboxed connection can write no file, which is what makes it a sandbox
+        (DuckDB's ``allowed_directories`` would let a person's SQL write there too). So
+        the result is handed, as Arrow, to a DuckDB connection of its own that holds that
+        one table, reads nothing else and runs one COPY of it: no SQL of a person ever
+        runs where a file can be written. The file is written under a temporary name
+        beside ``path`` and renamed, so a half-written export never has the final name.
+        """
+        if fmt not in EXPORT_FORMATS:
+            raise SQLError(f"cannot export as {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
+        path = Path(path)
+        if not path.parent.is_dir():
+            raise StoreError(f"cannot write {path}: the folder {path.parent} does not exist; "
+                             "create it first or choose another path")
+        if path.is_dir():
+            raise StoreError(f"cannot write {path}: it is a folder; give a file name")
+        part = path.with_name(f".{path.name}.part")
+        writer = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
+                                                     "autoload_known_extensions": False,
+                                                     "python_enable_replacements": False})
+        self._writer = writer  # for interrupt(); the query's lock is not taken: a query may run meanwhile
+        try:
+            writer.register("result", result)
+            writer.execute(f"COPY result TO {_quote(part)} ({EXPORT_FORMATS[fmt]})")
+            os.chmod(part, file_mode())
+            os.replace(part, path)
+        except (duckdb.Error, OSError) as exc:
+            part.unlink(missing_ok=True)
+            if isinstance(exc, duckdb.InterruptException):
+                raise SQLError("the export was interrupted; nothing was written") from exc
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _one_line(exc)
+            raise StoreError(f"cannot write {path}: {reason}; choose another file") from exc
+        finally:
+            self._writer = None
+            writer.close()
+        return path
 
     def close(self) -> None:
         with self._lock:

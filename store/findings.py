@@ -25,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from bertsecrets.core.settings import columns
+from bertsecrets.core.stats import spearman
 from bertsecrets.core.tasks import SETUPS, TASKS, Task, get_task
 from bertsecrets.store import queries
 from bertsecrets.store.store import Store
@@ -72,6 +73,13 @@ class Group:
             return ""
         return (f"{self.task.title}*: fine-tuned on the first {self.cap:,} training examples only "
                 f"(--max-train-examples), not the full training set")
+
+
+def cut_note(record: dict[str, Any]) -> str:
+    """``; fine-tuned on the first N training examples only`` for a run made with --max-train-examples, else ''."""
+    if record.get("max_train_examples") is None or record.get("setup") == "no_finetuning":
+        return ""
+    return f"; fine-tuned on the first {int(record['train_examples']):,} training examples only"
 
 
 def _configuration(record: dict[str, Any]) -> tuple:
@@ -251,6 +259,64 @@ def head_effects(reader: _Reader, group: Group) -> np.ndarray | None:
             grid[int(r["layer"]) * int(record["n_heads"]) + int(r["head"])] = r["loss_delta"]
         out.append(grid)
     return np.array(out)
+
+
+@dataclass
+class HeadDeltas:
+    """Each head's change of a task's main metric when it is disabled, per seed with a head-disabling sweep."""
+
+    metric: str
+    seeds: list[int]
+    delta: np.ndarray  # [seed, layer, head], fractions (NaN: no row)
+    ci_low: np.ndarray  # [seed, layer, head]: the 95% paired-bootstrap interval
+    ci_high: np.ndarray
+
+
+def head_deltas(store: Store, group: Group) -> HeadDeltas | None:
+    """The task's head-disabling effects on its main metric for every seed of ``group`` that has a sweep
+    (None: no seed has one); what the Tasks screen of the browser draws as one grid per task."""
+    metric = group.task.main_metric
+    seeds, grids = [], []
+    for record in group.finetuned:
+        rows = queries.ablation_rows(store, record["run_id"], kind="head", metric=metric)
+        if not rows:
+            continue
+        shape = (3, int(record["n_layers"]), int(record["n_heads"]))
+        grid = np.full(shape, np.nan)
+        for r in rows:
+            for i, column in enumerate(("delta", "ci_low", "ci_high")):
+                if r.get(column) is not None:
+                    grid[i, int(r["layer"]), int(r["head"])] = r[column]
+        seeds.append(int(record["seed"]))
+        grids.append(grid)
+    if not grids or len({g.shape for g in grids}) != 1:
+        return None
+    stacked = np.stack(grids, axis=1)  # [column, seed, layer, head]
+    return HeadDeltas(metric, seeds, stacked[0], stacked[1], stacked[2])
+
+
+def seed_runs(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """The finished fine-tuned runs that differ from ``run_id`` only in their seed, one per seed, by seed.
+
+    ``run_id`` itself stands for its seed; a run of another set-up stands for its
+    experiment's fine-tuned run. Empty when there is no such finished fine-tuned run.
+    """
+    record = store.run(run_id)
+    if record is None:
+        return []
+    if record["setup"] != "finetuned":
+        record = next((r for r in queries.experiment_runs(store, record["experiment_id"])
+                       if r["setup"] == "finetuned"), None)
+        if record is None:
+            return []
+    key = (record["task"], *_configuration(record))
+    seeds: dict[int, dict[str, Any]] = {}
+    for other in queries.finished_finetuned_runs(store):
+        if (other["task"], *_configuration(other)) == key:
+            seeds.setdefault(int(other["seed"]), other)  # the latest started, where a seed was run twice
+    if record["status"] == "done":
+        seeds[int(record["seed"])] = record  # but the run asked about stands for its own seed
+    return [seeds[s] for s in sorted(seeds)]
 
 
 def rank_test(x: np.ndarray, y: np.ndarray, n_resamples: int = N_PERMUTATIONS, seed: int = 0) -> tuple[float, float]:
@@ -568,6 +634,9 @@ def _class_table(reader: _Reader, groups: list[Group]) -> Section:
     for label in PATTERN_CLASSES:
         row = [label]
         for g in groups:
+            if label == "block" and not g.task.pair:
+                row.append("n/a (one sentence)")
+                continue
             fine = [reader.shares(r["run_id"]).get(("rules", "finetuned", label)) for r in g.finetuned]
             pre = [reader.shares(r["run_id"]).get(("rules", "pretrained", label)) for r in g.finetuned]
             row.append(f"{Spread([v for v in fine if v is not None]).text(digits=0)} "
@@ -671,8 +740,12 @@ def _stability(reader: _Reader, groups: list[Group]) -> Section | None:
         effects = head_effects(reader, g)
         if effects is None or len(effects) < 2:
             continue
-        rhos = [rank_test(effects[i], effects[j], n_resamples=999)[0] for i, j in combinations(range(len(effects)), 2)]
-        rows.append([g.title, str(len(effects)), f"{np.mean(rhos):+.2f}", f"{min(rhos):+.2f} .. {max(rhos):+.2f}"])
+        rhos = []
+        for i, j in combinations(range(len(effects)), 2):
+            keep = ~(np.isnan(effects[i]) | np.isnan(effects[j]))
+            rho = spearman(effects[i][keep], effects[j][keep])
+            rhos.append(np.nan if rho is None else rho)
+        rows.append([g.title, str(len(effects)), f"{np.nanmean(rhos):+.2f}", f"{np.nanmin(rhos):+.2f} .. {np.nanmax(rhos):+.2f}"])
     if not rows:
         return None
     return Section("How stable is a head's effect across seeds?",
@@ -735,5 +808,6 @@ def markdown(found: Findings, title: str = "bertsecrets findings", figures: list
     return "\n".join(lines)
 
 
-__all__ = ["Cell", "Claim", "Findings", "Group", "Section", "Spread", "findings", "groups", "rank_test",
+__all__ = ["Cell", "Claim", "cut_note", "Findings", "Group", "HeadDeltas", "Section", "Spread", "findings", "groups",
+           "head_deltas", "rank_test", "seed_runs",
            "markdown", "settings_line", "HOLDS", "FAILS", "MIXED", "UNTESTED"]

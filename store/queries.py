@@ -123,6 +123,7 @@ _RUN_LIST = """
 SELECT r.run_id, r.experiment_id, r.task, r.setup, r.model_used AS model, r.seed, r.status, r.stage,
        r.accuracy, r.f1, r.pearson, r.spearman, r.n_layers, r.n_heads, r.dev_examples,
        r.started_at, r.finished_at, r.error, r.train_seconds, r.learning_rate, r.epochs, r.max_length,
+       r.max_train_examples,
        (SELECT max(m.n_examples) FROM maps m WHERE m.run_id = r.run_id AND m.status = 'done') AS map_examples,
        (SELECT count(*) FROM maps m WHERE m.run_id = r.run_id AND m.status = 'done') AS map_sets
 FROM runs r
@@ -231,6 +232,20 @@ def map_classes(store: Store, run_id: str, below: int | None = None) -> pa.Table
     """The machine-given class of every map of the run (the first ``below`` inputs), with its confidence."""
     where, params = _where(("run_id = ?", run_id), ("example < ?", below))
     return store.query(f"SELECT source, role, example, layer, head, label, confidence FROM map_classes {where}", params)
+
+
+def rule_masses(store: Store, run_id: str, role: str) -> pa.Table:
+    """The rule labeller's class of each of one model's maps and the masses it read (NULL from older versions)."""
+    return store.query(
+        "SELECT example, layer, head, label, confidence, vertical_mass, diagonal_mass, block_share, block_spread "
+        "FROM map_classes WHERE run_id = ? AND role = ? AND source = 'rules' ORDER BY example, layer, head",
+        [run_id, role])
+
+
+def segment_ends(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """The last position of each segment of each stored input (its [SEP]), by example and segment."""
+    return store.rows("SELECT example, segment, max(position) AS last FROM tokens WHERE run_id = ? "
+                      "GROUP BY example, segment ORDER BY example, segment", [run_id])
 
 
 def classifiers(store: Store, run_id: str) -> list[dict[str, Any]]:
@@ -376,3 +391,38 @@ def layer_change(store: Store, run_id: str) -> list[dict[str, Any]]:
     """Per layer, the mean over its heads of the cosine between the pretrained and the fine-tuned maps, by layer."""
     return store.rows("SELECT layer, avg(cosine_mean) AS cosine FROM head_change WHERE run_id = ? "
                       "GROUP BY layer ORDER BY layer", [run_id])
+
+
+# -- the browser's sentence view and labelling references --------------------------------------
+
+
+def input_pieces(store: Store, run_id: str, example: int) -> list[dict[str, Any]]:
+    """One input's word pieces by position: token, segment, word (NULL for [CLS]/[SEP]) and character offsets."""
+    return store.rows("SELECT position, token, segment, word, char_start, char_end FROM tokens "
+                      "WHERE run_id = ? AND example = ? ORDER BY position", [run_id, example])
+
+
+def surest_maps(store: Store, run_id: str, source: str) -> list[dict[str, Any]]:
+    """Per pattern class, the map of either model that ``source`` gave that class most confidently, by class.
+
+    Ties (and classes given without a confidence) go to the first map in (role, example, layer, head) order.
+    """
+    return store.rows(
+        "SELECT label, role, example, layer, head, confidence FROM map_classes WHERE run_id = ? AND source = ? "
+        "QUALIFY row_number() OVER (PARTITION BY label ORDER BY confidence DESC NULLS LAST, role, example, layer, head)"
+        " = 1 ORDER BY label", [run_id, source])
+
+
+# -- the catalog itself -------------------------------------------------------------------------
+
+
+def catalog_columns(store: Store) -> list[dict[str, Any]]:
+    """Every catalog table's columns as SQL sees them: table, column, type (DuckDB's name).
+
+    Tables in the order of ``store.schema.TABLES``, columns in their order in the table
+    (a column that only newer parts of a table hold comes last).
+    """
+    return store.rows(
+        "SELECT table_name AS \"table\", column_name AS \"column\", data_type AS type "
+        "FROM information_schema.columns WHERE table_schema = 'main' AND list_contains(?, table_name) "
+        "ORDER BY list_position(?, table_name), ordinal_position", [list(TABLES), list(TABLES)])

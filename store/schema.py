@@ -184,6 +184,11 @@ MAP_CLASSES = pa.schema(  # Fig. 2: one row per map and labeller kind
         ("source", pa.string()),  # rules | classifier
         ("label", pa.string()),  # one of store.labels.PATTERN_CLASSES
         ("confidence", pa.float64()),
+        # The masses the rules read (bertsecrets.core.patterns); rules rows only, NULL for the classifier's.
+        ("vertical_mass", pa.float64()),  # V: attention to [CLS] and [SEP]
+        ("diagonal_mass", pa.float64()),  # D: attention to the +-1..2 neighbours
+        ("block_share", pa.float64()),  # B: share of the rest kept in the own sentence; NULL: one sentence
+        ("block_spread", pa.float64()),  # S: its reach against an even spread; NULL: one sentence
     ]
 )
 

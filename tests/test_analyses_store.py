@@ -78,6 +78,24 @@ def test_rule_labels_in_the_catalog_match_the_rules(analysed):
         assert PATTERN_CLASSES[labels[driver.ROLES.index(r["role"]), r["example"], r["layer"], r["head"]]] == r["label"]
 
 
+def test_rule_labels_in_the_catalog_hold_the_masses_the_rules_read(analysed):
+    store, _, run_id, ann = analysed
+    p = driver.bulk_pass(store, run_id, ann, statistics=False, resized=False)
+    m = patterns.masses(p.geometry)
+    rows = store.rows("SELECT role, example, layer, head, vertical_mass, diagonal_mass, block_share, block_spread "
+                      "FROM map_classes WHERE run_id = ? AND source = 'rules'", [run_id])
+    assert len(rows) == m["vertical"].size
+    for r in rows[:: max(1, len(rows) // 200)]:
+        at = (driver.ROLES.index(r["role"]), r["example"], r["layer"], r["head"])
+        assert r["vertical_mass"] == pytest.approx(m["vertical"][at], abs=1e-6)
+        assert r["diagonal_mass"] == pytest.approx(m["diagonal"][at], abs=1e-6)
+        assert m["two"][at] and r["block_share"] == pytest.approx(m["block"][at], abs=1e-6)  # MRPC: pairs
+        assert r["block_spread"] == pytest.approx(m["spread"][at], abs=1e-6)
+    counts = store.rows("SELECT count(*) AS n, count(vertical_mass) + count(block_spread) AS masses FROM map_classes "
+                        "WHERE run_id = ? AND source = 'classifier'", [run_id])[0]
+    assert counts["masses"] == 0  # the classifier reads pictures, not masses (when the tiny run has one)
+
+
 def test_a_finished_analysis_is_not_redone_and_new_labels_retrain_only_the_classifiers(analysed):
     store, plan, run_id, _ = analysed
     from bertsecrets.ingest.analyses import done

@@ -186,3 +186,21 @@ def test_real_glue_files_load(real_glue, task, rows, dev):
     else:
         assert set(np.unique(data.dev.labels)) == {0.0, 1.0}  # entailment, not_entailment
         assert len(data.dev.texts_b) == dev and max(len(t) for t in data.dev.texts_a) > 500  # long premises
+
+
+def test_report_of_one_task_and_of_a_task_without_runs(tiny_store, tmp_path, capsys):
+    store, plan = tiny_store
+    out = tmp_path / "report"
+    assert main(["report", "--store", str(store.root), "--out", str(out), "--no-figures"]) == 0
+    text = (out / "findings.md").read_text()
+    assert "| claim | paper (bert-base) | MRPC | verdict |" in text
+    # One seed of one task: the random-init set-up is there, so Table 1's claim is tested; RTE's is not.
+    record = {r["setup"]: r for r in queries.experiment_runs(store, store.run(plan.run_ids["finetuned"])["experiment_id"])}
+    wins = record["finetuned"]["f1"] > record["random_init"]["f1"]
+    assert f"**({F.HOLDS if wins else F.FAILS})** | **{F.HOLDS if wins else F.FAILS}** |" in text
+    assert "Disabling layer 1 improves RTE | +3.2 points |" in text and "no RTE run in the store" in text
+    capsys.readouterr()
+    assert main(["report", "rte", "--store", str(store.root), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"error: no finished fine-tuned run of rte in the store at {store.root}: "
+                                        f"run `bertsecrets ingest TASK` first"]

@@ -296,4 +296,6 @@ def test_real_mrpc_slice_end_to_end(real_glue, tmp_path, capsys):
     size = store.rows("SELECT bytes, n_values FROM maps WHERE run_id = ? AND role = 'finetuned'", [ft])[0]
     assert size["bytes"] / size["n_values"] < 0.6
     assert "pretrained + fine-tuning" in out and "paper" in out
+    flat = " ".join(out.split())
+    assert "fine-tuned on the first 64 training examples only" in flat  # Table 1 and the ablation summary say so
     assert check_store(store, deep=True)[0] == []

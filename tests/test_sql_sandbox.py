@@ -244,12 +244,15 @@ def test_a_transaction_left_open_does_not_stick(sandbox):
     console.close()
 
 
-async def test_the_sql_screen_refuses_on_one_line_and_shows_data_as_written(browse_store):
+async def test_the_sql_screen_refuses_on_one_line_and_shows_data_as_written(browse_store, monkeypatch):
     """On the browser's SQL screen: a refusal is one line in the status; names and values that look like markup show as typed."""
     from textual.widgets import DataTable, Static
 
     from bertsecrets.tui.app import BrowseApp
+    from bertsecrets.tui.screens import sql
     from test_tui_app import settle
+
+    monkeypatch.setattr(sql, "SLOW_SECONDS", float("inf"))  # no query time in the status line, however loaded
 
     store, _ = browse_store
     before = _files(store.root)

@@ -139,7 +139,10 @@ async def test_a_label_given_in_the_app_is_in_the_catalog(browse_store, labeller
     assert PATTERN_CLASSES[3] == "block"
 
 
-async def test_sql_console_good_bad_and_refused_queries(browse_store):
+async def test_sql_console_good_bad_and_refused_queries(browse_store, monkeypatch):
+    from bertsecrets.tui.screens import sql
+
+    monkeypatch.setattr(sql, "SLOW_SECONDS", float("inf"))  # no time printed, however loaded the machine
     store, _ = browse_store
     app = BrowseApp(store, truecolor=False)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -155,7 +158,7 @@ async def test_sql_console_good_bad_and_refused_queries(browse_store):
         await pilot.press(*"SELEC nonsense")
         await settle(pilot, "enter")
         assert "SQL error" in text_of(app, "#sql-status")
-        assert table.row_count == 3  # the last good result stays
+        assert table.row_count == 0 and not table.columns  # no older rows under this query's error
 
         box.value = ""
         await pilot.press(*"DELETE FROM runs")
@@ -226,6 +229,7 @@ def test_a_folder_that_is_not_a_store_is_one_line_of_error(tmp_path):
 
 
 def test_the_browser_never_imports_torch(tmp_path):
+    """Every screen, and the map's exports (bertviz's scripts are read from its package, never imported)."""
     handmade_store(tmp_path / "s", n_examples=2)
     script = textwrap.dedent(f"""
         import asyncio, sys
@@ -237,15 +241,18 @@ def test_the_browser_never_imports_torch(tmp_path):
         async def main():
             app = BrowseApp(Store.open({str(tmp_path / 's')!r}))
             async with app.run_test() as pilot:
-                for key in "rgmolfas":
+                for key in "rgmowlfa" + "mbe" + "s":  # SQL last: its input takes the letters
                     await pilot.press(key)
                     await app.workers.wait_for_complete()
                     await pilot.pause()
         asyncio.run(main())
-        heavy = sorted(m for m in ("torch", "transformers", "spacy", "sklearn", "datasets", "ingest") if m in sys.modules)
+        heavy = sorted(m for m in ("torch", "transformers", "spacy", "sklearn", "datasets", "ingest",
+                                   "bertsecrets.ingest", "bertviz", "IPython") if m in sys.modules)
         print("HEAVY", heavy)
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120,
-                            env={**os.environ, "PYTHONPATH": REPO})
+                            env={**os.environ, "PYTHONPATH": REPO, "BERTSECRETS_EXPORTS": str(tmp_path / "exports")})
     assert result.returncode == 0, result.stderr
     assert "HEAVY []" in result.stdout
+    # The exports were written, so bertviz's scripts were read.
+    assert sorted(p.suffix for p in (tmp_path / "exports").iterdir()) == [".html", ".png", ".svg"]

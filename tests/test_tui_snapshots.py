@@ -23,6 +23,9 @@ def app(tmp_path, monkeypatch):
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
     monkeypatch.setenv("BERTSECRETS_USER", "snapshot")
+    # A query's time is printed once it passes a second, which a loaded machine can reach: never in pictures.
+    from bertsecrets.tui.screens import sql
+    monkeypatch.setattr(sql, "SLOW_SECONDS", float("inf"))
     yield BrowseApp(handmade_store(tmp_path / "store", n_examples=4, n_layers=3, n_heads=6), truecolor=False)
     monkeypatch.delenv("TZ")
     time.tzset()
@@ -77,3 +80,62 @@ def test_screen_at_60_by_20(snap_compare, app, name, pressed):
 
 def test_too_small(snap_compare, app):
     assert snap_compare(app, terminal_size=(59, 20), run_before=keys("m"))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (60, 20)], ids=["80x24", "60x20"])
+@pytest.mark.parametrize("name,pressed", [
+    # "bank" in layer 2, head 5: spread before fine-tuning, on [CLS] after
+    ("sentence", ("w", "right", "right", *["right_square_bracket"] * 4, "right_curly_bracket")),
+    # "its" joined from "it ##s", what attends to it in a previous-token head, values printed
+    ("sentence_words_gets", ("w", "j", "t", "right_square_bracket", "d", "end", "left", "left", "left", "v")),
+    ("labelling_references", ("l",)),
+])
+def test_new_views(snap_compare, tmp_path, monkeypatch, name, pressed, size):
+    from test_tui_labelling_references import with_confidences
+    from test_tui_sentence import store_with_words
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    monkeypatch.setenv("BERTSECRETS_USER", "snapshot")
+    store = store_with_words(tmp_path / "store")
+    with_confidences(store)
+    app = BrowseApp(store, truecolor=False)
+    assert snap_compare(app, terminal_size=size, run_before=keys(*pressed))
+    monkeypatch.delenv("TZ")
+    time.tzset()
+
+
+def typed(text: str) -> tuple[str, ...]:
+    return tuple("space" if ch == " " else ch for ch in text)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (60, 20)], ids=["80x24", "60x20"])
+@pytest.mark.parametrize("name,pressed", [
+    # a result beside the tree, a column highlighted with its words (ctrl+b shows the tree at 60 columns)
+    ("sql_tree", (*typed("SELECT task, setup, f1 FROM runs"), "enter", "ctrl+b", "enter", "down", "down", "down",
+                  "down")),
+    # the dropdown of names starting with "se", the query's table first
+    ("sql_completion", typed("SELECT * FROM tokens WHERE se")),
+    ("sql_export", (*typed("SELECT * FROM runs"), "enter", "ctrl+s")),
+    ("sql_error", (*typed("SELECT * FROM runs"), "enter", *typed(" WHERE nope"), "enter")),
+])
+def test_sql_views(snap_compare, app, monkeypatch, name, pressed, size):
+    from pathlib import Path
+
+    from bertsecrets.tui.screens import sql
+
+    monkeypatch.setattr(sql, "default_path", lambda: Path("/home/me/bertsecrets-exports/sql-20240501-120000.csv"))
+    if size[0] >= sql.TREE_FROM_WIDTH and name == "sql_tree":
+        pressed = tuple(k for key in pressed for k in ((key, key) if key == "ctrl+b" else (key,)))  # hide, show
+    assert snap_compare(app, terminal_size=size, run_before=keys("s", *pressed))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (60, 20)], ids=["80x24", "60x20"])
+@pytest.mark.parametrize("name,pressed", [
+    # the difference grid on a fixed ±0.5, the two models on their shared fitted range
+    ("features_fixed_range", ("f", "greater_than_sign")),
+    # the disabling effect on ±10 points instead of its fitted ±4
+    ("ablation_fixed_range", ("a", "greater_than_sign", "greater_than_sign")),
+])
+def test_fixed_ranges(snap_compare, app, name, pressed, size):
+    assert snap_compare(app, terminal_size=size, run_before=keys(*pressed))

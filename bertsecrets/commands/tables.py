@@ -19,6 +19,7 @@ from bertsecrets.core.stats import rho_text, spearman
 from bertsecrets.core.tasks import SETUPS, Task, get_task
 from bertsecrets.ingest.progress import fmt_seconds
 from bertsecrets.store import Store, StoreError, queries
+from bertsecrets.store.findings import cut_note
 
 #: What the paper reports (bert-base-uncased, % points), by task and summary row.
 PAPER = {
@@ -38,7 +39,9 @@ def _metric_cells(task: Task, record: dict[str, Any] | None) -> list[str]:
 def print_table1(console: Console, store: Store, plan) -> None:
     """The paper's Table 1 for this ingest: dev metrics of the three set-ups, beside the paper's."""
     task = plan.task
-    table = Table(title=f"Table 1: {task.title} dev, {escape(plan.model.used)}, seed {plan.settings.seed} (%)",
+    cut = (f"; fine-tuned on the first {len(plan.data.train):,} training examples only"
+           if plan.settings.max_train_examples else "")
+    table = Table(title=f"Table 1: {task.title} dev, {escape(plan.model.used)}, seed {plan.settings.seed} (%){cut}",
                   caption="paper: bert-base-uncased, Kovaleva et al. 2019")
     table.add_column("set-up", no_wrap=True)
     for metric in task.metrics:
@@ -119,7 +122,8 @@ def print_summary(console: Console, store: Store, run_id: str) -> None:
     by_key = {(r["kind"], r["layer"], r["head"], r["metric"]): r for r in rows}
     n = rows[0]["n_examples"]
     table = Table(title=f"{task.title} dev ({n} examples) with heads disabled: {escape(record['model_used'])}, seed "
-                        f"{record['seed']}, run {run_id}; % points, 95% paired bootstrap interval; paper: bert-base-uncased")
+                        f"{record['seed']}, run {run_id}{cut_note(record)}; % points, 95% paired bootstrap "
+                        f"interval; paper: bert-base-uncased")
     others = [m for m in task.metrics if m != main]
     table.add_column("disabled")
     table.add_column(main, justify="right")

@@ -24,6 +24,10 @@ THREADS_ENV = "BERTSECRETS_THREADS"
 #: The secret ``browse --web`` asks for (kept out of the command line, which other users can read).
 WEB_SECRET_ENV = "BERTSECRETS_WEB_SECRET"
 
+#: Where the browser writes exported maps, grids and pages.
+EXPORTS_ENV = "BERTSECRETS_EXPORTS"
+DEFAULT_EXPORTS = "bertsecrets-exports"
+
 
 def store_path(explicit: str | os.PathLike | None = None) -> Path:
     """The store folder: the explicit argument, else $BERTSECRETS_STORE, else ./bertsecrets-store."""
@@ -51,3 +55,8 @@ def debug() -> bool:
 def labeller(explicit: str | None = None) -> str:
     """Who is labelling: the explicit name (``--labeller``), else $BERTSECRETS_USER, else the user name."""
     return explicit or os.environ.get(LABELLER_ENV) or os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
+
+
+def exports_path() -> Path:
+    """The browser's exports folder: $BERTSECRETS_EXPORTS, else ./bertsecrets-exports."""
+    return Path(os.environ.get(EXPORTS_ENV) or DEFAULT_EXPORTS).expanduser()

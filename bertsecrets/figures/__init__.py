@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 #: Figure modules, in the order they are drawn.
-MODULES: list[str] = ["bertsecrets.figures.paper", "bertsecrets.figures.ablation"]
+MODULES: list[str] = ["bertsecrets.figures.paper", "bertsecrets.figures.ablation", "bertsecrets.figures.boundaries"]
 
 Figure = Callable[..., list[Path]]
 

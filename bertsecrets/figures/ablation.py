@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.colors import Normalize
 
 from bertsecrets.core.errors import UserError
+from bertsecrets.store.findings import cut_note
 from bertsecrets.core.stats import rho_text, spearman
 from bertsecrets.core.tasks import Task, get_task
 from bertsecrets.store.queries import ablation_rows, head_importance_with_effect, pruning_curve, task_run
@@ -32,7 +33,7 @@ def _rows(store, run: dict[str, Any], kind: str, metric: str) -> list[dict[str, 
 
 
 def _title(task: Task, run: dict[str, Any], what: str) -> str:
-    return f"{task.title}: {what}\n{run['model_used']}, seed {run['seed']}, run {run['run_id']}"
+    return f"{task.title}: {what}\n{run['model_used']}, seed {run['seed']}, run {run['run_id']}{cut_note(run)}"
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:

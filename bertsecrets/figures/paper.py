@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from bertsecrets.core.errors import UserError
+from bertsecrets.store.findings import cut_note
 from bertsecrets.store import Store
 from bertsecrets.store.queries import (class_shares, class_shares_by_layer, clearest_maps, cls_attention, experiment_runs,
                                       relation_heads, run_table, task_run)
@@ -67,7 +68,7 @@ def _heatmap(ax, grid: np.ndarray, title: str, cmap: str = "viridis", vmin=None,
 
 
 def _title(run: dict) -> str:
-    return f"{run['task'].upper()} dev, {run['model_used']} (run {run['run_id']})"
+    return f"{run['task'].upper()} dev, {run['model_used']} (run {run['run_id']}){cut_note(run)}"
 
 
 def _save(fig, path: Path) -> Path:

@@ -15,7 +15,8 @@ from bertsecrets.core.tasks import SETUPS, get_task
 from bertsecrets.tui.markup import escape
 from bertsecrets.tui.messages import Loaded
 from bertsecrets.tui.reader import RunStats
-from bertsecrets.tui.screens.base import StoreScreen
+from bertsecrets.tui.scales import RANGE_BINDINGS, FixedRange, fixed, range_words
+from bertsecrets.tui.screens.base import SWITCH_BINDINGS, StoreScreen, SwitchRuns, task_seed
 from bertsecrets.tui.stats import STATS, change_text, distinct, fmt, stat_grid
 from bertsecrets.tui.widgets.grid import HeadGrid
 from bertsecrets.tui.widgets.tables import fill
@@ -29,7 +30,7 @@ def one_based(value: int | None) -> str:
     return "-" if value is None else str(value + 1)
 
 
-class AblationScreen(StoreScreen):
+class AblationScreen(FixedRange, SwitchRuns, StoreScreen):
     """Disabling heads and layers (the paper's section 4.6), the run's Table 1, and every row, sortable."""
 
     PLACE = "ablation"
@@ -40,6 +41,8 @@ class AblationScreen(StoreScreen):
         Binding("left_square_bracket", "tab(-1)", "previous tab", show=False),
         Binding("o", "sort(1)", "sort", key_display="o/O", tooltip="sort every row by the next column (again on a header: reverse)"),
         Binding("O", "sort(-1)", "sort by the previous column", show=False),
+        *RANGE_BINDINGS,
+        *SWITCH_BINDINGS,
     ]
 
     def __init__(self) -> None:
@@ -48,6 +51,7 @@ class AblationScreen(StoreScreen):
         self.metric: str | None = None
         self.sort_column = -1
         self.sort_reverse = False
+        self.fitted_high: float | None = None  # the heads grid's fitted range (± this)
 
     def compose(self) -> ComposeResult:
         yield from self.compose_nav()
@@ -111,15 +115,21 @@ class AblationScreen(StoreScreen):
         missing = f"disabling heads: not computed yet: run `bertsecrets ablate {stats.task}`"
         baseline = self.rows("baseline")
         self.query_one("#ablation-context", Static).update(
-            f"[b]{escape(stats.task.upper())}[/] · {escape(stats.run_id)} · metric [b]{escape(self.metric or '-')}[/]"
+            # The run id goes last: at 80 columns the line is cut there, not in the numbers.
+            f"{task_seed(stats.title, stats.seed)} · metric [b]{escape(self.metric or '-')}[/]"
             + (f" (x: {escape(', '.join(metrics))})" if len(metrics) > 1 else "")
-            + (f" · baseline [b]{100 * baseline[0]['value']:.1f}[/] on {baseline[0]['n_examples']} dev inputs" if baseline else "")
+            + (f" · baseline [b]{100 * baseline[0]['value']:.1f}[/] on {baseline[0]['n_examples']} dev" if baseline else "")
+            + f" · {escape(stats.run_id)}"
         )
         grid, _ = stat_grid(ABLATION, stats, self.metric, "finetuned")
         widget = self.query_one(HeadGrid)
+        self.fitted_high = None if grid is None else grid.high
         if grid is None:
             widget.show_message(missing)
+            widget.border_subtitle = ""
         else:
+            grid = fixed(grid, self.span)
+            widget.border_subtitle = range_words(grid, self.span)
             widget.show(grid)
             widget.move_cursor(self.selection.layer, self.selection.head, announce=False)
         self.query_one("#ablation-note", Static).update(
@@ -132,6 +142,12 @@ class AblationScreen(StoreScreen):
         self.fill_all()
         self.fill_seeds()
         self.fill_pruning()
+
+    def fitted_span(self) -> float | None:
+        return self.fitted_high
+
+    def draw_range(self) -> None:
+        self.draw()
 
     def describe(self) -> None:
         if self.stats is None or self.metric is None:

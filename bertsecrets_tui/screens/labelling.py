@@ -10,16 +10,17 @@ from typing import Any
 import numpy as np
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
 from bertsecrets.tui.markup import escape
-from bertsecrets.tui.messages import Loaded
+from bertsecrets.tui.messages import Loaded, StoreChanged
 from bertsecrets.tui.reader import Reader, RunContext
 from bertsecrets.tui.sampling import MapKey, Source, label_queue
 from bertsecrets.tui.screens.base import StoreScreen
 from bertsecrets.tui.screens.map import example_line
 from bertsecrets.tui.widgets.heatmap import Heatmap
+from bertsecrets.tui.widgets.references import ClassReferences
 from bertsecrets.store import queries
 from bertsecrets.store.labels import PATTERN_CLASSES, Labels
 
@@ -77,6 +78,9 @@ class LabellingScreen(StoreScreen):
         self._writes: deque[Step] = deque()
         self._writes_lock = threading.Lock()
         self._writing = False
+        #: The run whose class references are shown (or being read), and per class its map's row and matrix.
+        self.references_of: str | None = None
+        self.references: dict[str, tuple[dict[str, Any], np.ndarray]] = {}
 
     @property
     def labeller(self) -> str:
@@ -88,7 +92,10 @@ class LabellingScreen(StoreScreen):
         yield Static("", id="label-text", classes="context")
         with Horizontal():
             yield Heatmap(id="label-map")
-            yield Static("", id="label-side", classes="side")
+            with Vertical(classes="side"):
+                yield Static("", id="label-side")
+                yield Static("", id="label-references-note", classes="note")
+                yield ClassReferences(id="label-references")
         yield Static("", id="label-status", classes="status")
         yield from self.compose_footer()
 
@@ -100,6 +107,9 @@ class LabellingScreen(StoreScreen):
 
     def on_loaded(self, message: Loaded) -> None:
         heatmap = self.query_one(Heatmap)
+        if message.key == "references":
+            self.show_references(message)
+            return
         if message.key == "saved":
             self.saving -= 1
             if message.error:
@@ -132,6 +142,8 @@ class LabellingScreen(StoreScreen):
             return
         self.shown = self.queue[self.position]
         self.load("map", read_map, self.reader, self.shown)
+        if self.shown.run_id != self.references_of:
+            self.load_references(self.shown.run_id)
         heatmap.focus()
 
     def describe(self) -> None:
@@ -230,3 +242,34 @@ class LabellingScreen(StoreScreen):
                 self.post_message(Loaded("saved", step))
             except Exception as exc:  # a full disk, a store made read-only: say so, keep labelling
                 self.post_message(Loaded("saved", error=" ".join(str(exc).split())))
+
+    # -- references: the rules' clearest map of each class ------------------------
+
+    def load_references(self, run_id: str) -> None:
+        self.references_of = run_id
+        self.query_one("#label-references-note", Static).update("")
+        self.query_one(ClassReferences).show_message("loading examples...")
+        self.load("references", self.reader.class_references, run_id)
+
+    def show_references(self, message: Loaded) -> None:
+        widget = self.query_one(ClassReferences)
+        note = self.query_one("#label-references-note", Static)
+        if message.error:
+            widget.show_message(message.error)
+            return
+        self.references = found = message.value
+        if not found:
+            task = self.tasks.get(self.references_of or "", "the task")
+            note.update("")
+            widget.show_message(f"no rule labels in this run yet: examples of each class come with "
+                                f"`bertsecrets analyze {task}`")
+            return
+        widget.show_maps([found[c][1] if c in found else None for c in PATTERN_CLASSES], PATTERN_CLASSES)
+        missing = [c for c in PATTERN_CLASSES if c not in found]
+        note.update("examples: the rules' surest" + (f" (none {escape(', '.join(missing))})" if missing else "")
+                    + "\neach coloured 0..its own maximum")
+
+    def on_store_changed(self, message: StoreChanged) -> None:
+        super().on_store_changed(message)
+        if "map_classes" in message.tables and self.references_of is not None:
+            self.load_references(self.references_of)

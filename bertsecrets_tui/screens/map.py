@@ -8,10 +8,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Static
 
+from bertsecrets.tui import export
 from bertsecrets.tui.markup import escape
 from bertsecrets.tui.messages import Loaded
 from bertsecrets.tui.reader import ROLES, RunContext
-from bertsecrets.tui.screens.base import RunMapsScreen
+from bertsecrets.tui.scales import SPANS
+from bertsecrets.tui.screens.base import SWITCH_BINDINGS, RunMapsScreen, SwitchRuns, task_seed
 from bertsecrets.tui.widgets.heatmap import GUTTER, Heatmap
 from bertsecrets.tui.widgets.legend import scale_number
 
@@ -21,8 +23,6 @@ SHORT = {"pretrained": "pre", "finetuned": "ft", "difference": "Δ"}
 VIEWS = ("finetuned", "all", "pretrained", "difference")  # `v` goes from one pane to all three first
 #: Colour scales `c` cycles through: each map its own range, 0..1 (difference ±1), or 0..1 with the difference at ±span.
 SCALES = ("per map", "0..1", "fixed")
-#: The fixed difference ranges `<` and `>` step through.
-SPANS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 
 def example_line(context: RunContext, e: int) -> str:
@@ -46,7 +46,7 @@ def class_line(context: RunContext, e: int, layer: int, head: int) -> str:
     return "class · " + (" │ ".join(parts) if parts else "none yet (label it on the Label screen, l)")
 
 
-class MapScreen(RunMapsScreen):
+class MapScreen(SwitchRuns, RunMapsScreen):
     """One head on one input; n/p step through inputs, ]/[ heads, }/{ layers."""
 
     PLACE = "map"
@@ -64,6 +64,9 @@ class MapScreen(RunMapsScreen):
                 tooltip="fix the difference's range, or make it smaller"),
         Binding("greater_than_sign", "span(1)", "larger fixed range", show=False,
                 tooltip="fix the difference's range, or make it larger"),
+        Binding("e", "export('figure')", "export", show=False, tooltip="the panes on screen as PNG and SVG"),
+        Binding("b", "export('bertviz')", "bertviz", show=False, tooltip="the input's maps as a bertviz page"),
+        *SWITCH_BINDINGS,
     ]
 
     def __init__(self) -> None:
@@ -157,7 +160,7 @@ class MapScreen(RunMapsScreen):
                 pane.show(matrix, tokens, 0.0, high)
         n = len(tokens) or next((m.shape[0] for m in matrices.values() if not isinstance(m, str)), 0)
         self.query_one("#map-context", Static).update(
-            f"[b]{escape(context.task.upper())}[/] · input [b]{s.example + 1}[/]/{context.n_examples} · L={n} · "
+            f"{task_seed(context.title, context.seed)} · input [b]{s.example + 1}[/]/{context.n_examples} · L={n} · "
             f"layer [b]{s.layer + 1}[/]/{context.n_layers} · head [b]{s.head + 1}[/]/{context.n_heads}"
         )
         self.query_one("#map-text", Static).update(example_line(context, s.example))
@@ -243,3 +246,7 @@ class MapScreen(RunMapsScreen):
             self.span = SPANS[min(max(index, 0), len(SPANS) - 1)]
         self.scale = "fixed"
         self.draw()
+
+    def action_export(self, what: str) -> None:
+        """e: the panes on screen as PNG and SVG; b: the input's maps as a bertviz page (paths in the status line)."""
+        export.from_map_screen(self, what)

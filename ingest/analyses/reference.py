@@ -82,8 +82,45 @@ def geometry_map(m: np.ndarray, segment: np.ndarray, special: np.ndarray, sep: n
     entropy = _entropy(m) / math.log(L)
     return np.array([
         cls, sep_mass, near, np.mean([m[q, q - 1] for q in range(1, L)]), np.mean([m[q, q + 1] for q in range(L - 1)]),
-        np.mean(np.diag(m)), block, entropy, m.mean(axis=0).max(), float(two), float(L),
+        np.mean(np.diag(m)), block, spread_map(m, segment, special), entropy, m.mean(axis=0).max(), float(two),
+        float(L),
     ])
+
+
+def spread_map(m: np.ndarray, segment: np.ndarray, special: np.ndarray) -> float:
+    """Block spread S of one map: how far each query's in-sentence attention reaches, against an even spread."""
+    L = len(m)
+    q, k = np.indices((L, L))
+    own = (segment[k] == segment[q]) & ~special[k]  # [query, key]: a word piece of the query's sentence
+    distance = np.abs(q - k)
+    reach = (own * distance).sum(axis=1) / np.maximum(own.sum(axis=1), 1)  # [query]: mean distance to its sentence
+    reached = (m * own * distance).sum()
+    even = ((m * own).sum(axis=1) * reach).sum()  # each query's in-sentence mass, spread evenly over its sentence
+    return float(reached / even) if even > 0 else 0.0
+
+
+def rule_map(vertical: float, diagonal: float, block: float, spread: float, two: bool) -> tuple[str, float]:
+    """The rule labeller's class and confidence for one map's masses, as an if-chain in the order of the rules."""
+    t = patterns
+
+    def above(x: float, threshold: float) -> float:
+        return min(max((x - threshold) / (1 - threshold), 0.0), 1.0)
+
+    def below(x: float, threshold: float) -> float:
+        return min(max((threshold - x) / threshold, 0.0), 1.0)
+
+    to_both = max(below(vertical, t.BOTH_MIN), below(diagonal, t.BOTH_MIN))
+    if vertical >= t.BOTH_MIN and diagonal >= t.BOTH_MIN:
+        return "vertical+diagonal", min(above(vertical, t.BOTH_MIN), above(diagonal, t.BOTH_MIN))
+    if vertical >= t.VERTICAL_MIN:
+        return "vertical", min(above(vertical, t.VERTICAL_MIN), to_both)
+    if diagonal >= t.DIAGONAL_MIN:
+        return "diagonal", min(above(diagonal, t.DIAGONAL_MIN), below(vertical, t.VERTICAL_MIN), to_both)
+    stay = min(below(vertical, t.VERTICAL_MIN), below(diagonal, t.DIAGONAL_MIN), to_both)
+    if two and block >= t.BLOCK_MIN and spread >= t.SPREAD_MIN:
+        return "block", min(above(block, t.BLOCK_MIN), above(spread, t.SPREAD_MIN), stay)
+    to_block = max(below(block, t.BLOCK_MIN), below(spread, t.SPREAD_MIN)) if two else 1.0
+    return "heterogeneous", min(stay, to_block)
 
 
 def resize_map(m: np.ndarray, size: int) -> np.ndarray:

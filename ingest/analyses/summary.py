@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from bertsecrets.core.tasks import TASKS
 from bertsecrets.store import Store, queries
 from bertsecrets.store.labels import PATTERN_CLASSES
 
@@ -26,6 +27,7 @@ def _pct(value) -> str:
 def classes_table(store: Store, run_id: str, task: str) -> Table:
     shares = {(r["source"], r["role"], r["label"]): r["share"] for r in queries.class_shares(store, run_id)}
     paper = PAPER_HETEROGENEOUS.get(task)
+    one_sentence = task in TASKS and not TASKS[task].pair
     t = Table(title=f"pattern classes, % of all maps (paper, heterogeneous: {paper if paper else '32-61'}%)")
     t.add_column("labeller")
     t.add_column("model")
@@ -34,7 +36,10 @@ def classes_table(store: Store, run_id: str, task: str) -> Table:
     for source in ("rules", "classifier"):
         for role in ("pretrained", "finetuned"):
             if any(k[:2] == (source, role) for k in shares):
-                t.add_row(source, role, *(_pct(shares.get((source, role, c))) for c in PATTERN_CLASSES))
+                t.add_row(source, role, *("n/a" if one_sentence and c == "block"
+                                          else _pct(shares.get((source, role, c))) for c in PATTERN_CLASSES))
+    if one_sentence:
+        t.caption = f"block: n/a, every {TASKS[task].title} input is one sentence (a block needs two)"
     return t
 
 
