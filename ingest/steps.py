@@ -16,7 +16,7 @@ from bertsecrets.core.tasks import ROLES, SETUPS
 from bertsecrets.ingest import metrics
 from bertsecrets.ingest.encode import Encoded, encode, token_rows
 from bertsecrets.ingest.extract import extract_maps
-from bertsecrets.ingest.models import load_classifier, load_tokenizer, quiet_transformers
+from bertsecrets.ingest.models import load_classifier, load_finetuned, load_tokenizer, quiet_transformers, round_weights
 from bertsecrets.ingest.plan import Plan, new_record
 from bertsecrets.ingest.progress import fmt_seconds
 from bertsecrets.ingest.train import fine_tune, pick_device, predict, steps_per_epoch
@@ -144,9 +144,7 @@ class Work:
         run_id = plan.run_ids[setup]
         folder = store.model_dir(run_id)
         if store.has_model(run_id):
-            from transformers import AutoModelForSequenceClassification
-
-            return AutoModelForSequenceClassification.from_pretrained(str(folder))
+            return load_finetuned(folder)
         model = load_classifier(plan.model.path, task.num_labels, regression, random_init=setup == "random_init", seed=s.seed)
         settings = s  # the plan's settings carry the resolved learning rate
         checkpoint = store.checkpoint_path(run_id)
@@ -164,8 +162,11 @@ class Work:
         # The log and timing first: once the weights are in place, training is not redone.
         store.catalog.write("train_log", run_id, [{"run_id": run_id, **row} for row in result.log])
         self._save(record, train_seconds=result.seconds)
+        # From here on the run computes with the weights as stored, read back or not.
+        round_weights(model, settings.weights)
         with store.staging(folder) as tmp:
-            model.save_pretrained(str(tmp), safe_serialization=True)
+            model.to(getattr(torch, settings.weights)).save_pretrained(str(tmp), safe_serialization=True)
+            model.to(torch.float32)
             self.tokenizer.save_pretrained(str(tmp))
         checkpoint.unlink(missing_ok=True)
         resumed = f", resumed at step {result.resumed_from_step}" if result.resumed_from_step else ""
@@ -238,10 +239,8 @@ class Work:
                 if role == "pretrained":  # the encoder before fine-tuning (its classifier head plays no part)
                     model = load_classifier(plan.model.path, plan.task.num_labels,
                                             plan.task.label_kind == "regression", seed=s.seed)
-                elif model is None:  # a unit of its own: the weights as stored (float32, so the same maps)
-                    from transformers import AutoModelForSequenceClassification
-
-                    model = AutoModelForSequenceClassification.from_pretrained(str(store.model_dir(run_id)))
+                elif model is None:  # a unit of its own: the weights as stored (computing in float32, so the same maps)
+                    model = load_finetuned(store.model_dir(run_id))
                 bar = self._bar(f"maps ({role})", n, int(writer.done.sum()))
                 started = time.perf_counter()
                 extract_maps(model, self.dev_data, writer, self.device, s.extract_batch_size,

@@ -162,15 +162,11 @@ def dev_split(store, record: dict):
 
 def load_run(store, record: dict, device: torch.device) -> tuple[torch.nn.Module, Encoded, np.ndarray]:
     """A fine-tuned run's model, and the first ``max_examples`` inputs of its dev split (the ones with stored maps)."""
-
-    from transformers import AutoModelForSequenceClassification
-
     from bertsecrets.ingest.encode import encode
-    from bertsecrets.ingest.models import load_tokenizer, quiet_transformers
+    from bertsecrets.ingest.models import load_finetuned, load_tokenizer
 
-    quiet_transformers()
     folder = store.model_dir(record["run_id"])
-    model = AutoModelForSequenceClassification.from_pretrained(str(folder))
+    model = load_finetuned(folder)
     split = dev_split(store, record)
     data = encode(load_tokenizer(folder), split, int(record["max_length"]))
     return model.to(device).eval(), data, split.labels
