@@ -54,6 +54,8 @@ ANALYSIS_PARTS: dict[str, tuple[tuple[str, str], ...]] = {
              ("class_shares", "{run}-rules")),
     "classes": (("classifiers", "{run}"), ("map_classes", "{run}-classifier"), ("class_shares", "{run}-classifier")),
     "framenet": (("relation_heads", "{run}-framenet"),),
+    "norms": (("norm_head_stats", "{run}"), ("norm_feature_attention", "{run}"), ("norm_head_change", "{run}"),
+              ("norm_class_shares", "{run}-rules")),
 }
 #: The tables the head-disabling step writes, one part per fine-tuned run each.
 ABLATION_TABLES = ("ablation", "head_importance", "pruning")
