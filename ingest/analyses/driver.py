@@ -310,6 +310,18 @@ def write_maps_step(store: Store, run_id: str, p: Pass) -> None:
     cat.write("class_shares", f"{run_id}-rules", shares)
 
 
+def write_norms_step(store: Store, run_id: str, p: Any) -> None:
+    """The norm_* tables from a pass over the norm-weighted maps (norms.NormPass), with the same row builders."""
+    cat = store.catalog
+    cat.write("norm_head_stats", run_id, head_stats_rows(run_id, p))
+    fa, _ = feature_rows(run_id, p)
+    cat.write("norm_feature_attention", run_id, fa)
+    cat.write("norm_head_change", run_id, change_rows(run_id, p))
+    labels, confidence = patterns.rules(p.geometry)
+    _, shares = class_rows(run_id, "rules", labels, confidence)
+    cat.write("norm_class_shares", f"{run_id}-rules", shares)
+
+
 def person_training_set(store: Store, run_id: str, shape: tuple[int, ...]) -> classifier.TrainingSet | None:
     """The people's labels of this run's maps as a training set, or None when there are too few."""
     rows = queries.latest_labels(store, run_id)
@@ -436,8 +448,8 @@ def analyse(store: Store, run_id: str, console: Console, progress: Progress | No
             if why:
                 console.print(f"  [yellow]norm-weighted analyses skipped:[/] {escape(why)}", highlight=False)
             else:
-                norms.write(store, run_id, norms.bulk_pass(readers, ann or annotations(store, run_id, n, progress),
-                                                           progress))
+                write_norms_step(store, run_id, norms.bulk_pass(readers, ann or annotations(store, run_id, n, progress),
+                                                                progress))
                 _say(console, f"norm-weighted analyses of {n} inputs x 2 models: head statistics, token types, "
                               f"change, rule labels ({fmt_seconds(time.perf_counter() - started)})")
             _record(store, run_id, "norms", want["norms"], time.perf_counter() - started,

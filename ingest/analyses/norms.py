@@ -9,7 +9,7 @@ Then a row is again a distribution over the keys, the share of the head's
 output (by norm) that comes from each token, and every statistic of the
 weight-based analyses applies unchanged, with the same code:
 
-- ``norm_head_stats``: head_stats' statistics (attention to [CLS], [SEP],
+- ``norm_head_stats`` (written by the driver, with its row builders): head_stats' statistics (attention to [CLS], [SEP],
   punctuation, ...) on w, plus the mean ||f(x_j)|| of all keys, of [CLS] and
   of the [SEP]s;
 - ``norm_feature_attention``: Fig. 6 on w;
@@ -64,7 +64,7 @@ class NormPass:
 
     stats: dict[str, np.ndarray]  # name -> [role, example, layer, head]
     features: np.ndarray  # [role, example, layer, head, feature]
-    cls: np.ndarray  # [role, example, layer, feature] (unused rows; the driver's row builder asks for it)
+    cls: np.ndarray  # [role, example, layer, feature] (not stored; the driver's row builder asks for it)
     geometry: np.ndarray  # [role, example, layer, head, feature]
     cosine: np.ndarray  # [example, layer, head]
 
@@ -113,16 +113,3 @@ def bulk_pass(readers: list[MapReader], ann: Annotations, progress: Progress | N
                 progress.update(bar, advance=len(examples[part]))
     return out
 
-
-def write(store: Store, run_id: str, p: NormPass) -> None:
-    """The norm_* tables of the run, with the row builders of the weight-based tables."""
-    from bertsecrets.ingest.analyses import driver
-
-    cat = store.catalog
-    cat.write("norm_head_stats", run_id, driver.head_stats_rows(run_id, p))
-    fa, _ = driver.feature_rows(run_id, p)
-    cat.write("norm_feature_attention", run_id, fa)
-    cat.write("norm_head_change", run_id, driver.change_rows(run_id, p))
-    labels, confidence = patterns.rules(p.geometry)
-    _, shares = driver.class_rows(run_id, "rules", labels, confidence)
-    cat.write("norm_class_shares", f"{run_id}-rules", shares)
