@@ -23,8 +23,9 @@ def _missing(store: Store, plan) -> list[str]:
     out = []
     for role in ROLES:
         path = store.maps_path(plan.map_ids[role])
-        if not path.exists():
-            continue  # no map set yet: its extraction writes the norms with the maps
+        part = store.catalog.read_part("maps", plan.map_part(role))
+        if not path.exists() or part is None or not part.num_rows or part["status"][0].as_py() != "done":
+            continue  # maps not finished: their extraction comes first (and writes norms where it can)
         try:
             if not MapReader(path).has_norms:
                 out.append(role)
