@@ -23,10 +23,9 @@ from bertsecrets.store.maps import MapReader, MapWriter, NoNorms, NormWriter
 
 
 def _stored_model(store: Store, run_id: str):
-    from transformers import AutoModelForSequenceClassification
+    from bertsecrets.ingest.models import load_finetuned
 
-    model = AutoModelForSequenceClassification.from_pretrained(str(store.model_dir(run_id)))
-    return use_bertsecrets_attention(model.eval())
+    return use_bertsecrets_attention(load_finetuned(store.model_dir(run_id)).eval())
 
 
 def _input(store: Store, run_id: str, example: int) -> dict[str, torch.Tensor]:

@@ -17,7 +17,7 @@ from bertsecrets.tui.markup import escape
 from bertsecrets.tui.messages import Loaded
 from bertsecrets.tui.reader import ROLES, RunStats
 from bertsecrets.tui.scales import RANGE_BINDINGS, FixedRange, fixed, range_words
-from bertsecrets.tui.screens.base import StoreScreen
+from bertsecrets.tui.screens.base import SWITCH_BINDINGS, StoreScreen, SwitchRuns, task_seed
 from bertsecrets.tui.stats import Grid, distinct, fmt, of_role, per_head, points
 from bertsecrets.tui.widgets.grid import HeadGrid
 from bertsecrets.tui.widgets.tables import fill
@@ -42,7 +42,7 @@ def feature_grids(stats: RunStats, feature: str, table: str = "feature_attention
     return grids
 
 
-class FeaturesScreen(FixedRange, StoreScreen):
+class FeaturesScreen(FixedRange, SwitchRuns, StoreScreen):
     """Attention to nouns, verbs, pronouns, subjects, objects, negation, [CLS] and [SEP], head by head."""
 
     PLACE = "features"
@@ -54,6 +54,7 @@ class FeaturesScreen(FixedRange, StoreScreen):
         Binding("N", "weighting", "norm", show=False,
                 tooltip="the grids by weight, or by norm: a_ij·‖f(x_j)‖, rows renormalised (Kobayashi et al. 2020)"),
         *RANGE_BINDINGS,
+        *SWITCH_BINDINGS,
     ]
 
     def __init__(self) -> None:
@@ -115,7 +116,7 @@ class FeaturesScreen(FixedRange, StoreScreen):
             return
         if not features:
             self.show_error(f"attention to features: not computed yet: run `bertsecrets analyze {stats.task}`")
-            context.update(f"[b]{escape(stats.task.upper())}[/] · {escape(stats.run_id)}")
+            context.update(f"{task_seed(stats.title, stats.seed)} · {escape(stats.run_id)}")
             return
         if self.feature not in features:
             self.feature = features[0]
@@ -129,7 +130,7 @@ class FeaturesScreen(FixedRange, StoreScreen):
             widget.move_cursor(self.selection.layer, self.selection.head, announce=False)
         chosen = " ".join(f"[reverse b] {escape(f)} [/]" if f == self.feature else escape(f) for f in features)
         by = " · by norm: a·‖f(x)‖, rows renormalised (N)" if self.weighting == "norm" else ""
-        context.update(f"[b]{escape(stats.task.upper())}[/] · attention to: {chosen}{by}")
+        context.update(f"{task_seed(stats.title, stats.seed)} · attention to: {chosen}{by}")
         self.describe()
 
     def fitted_span(self) -> float | None:
