@@ -54,7 +54,11 @@ ANALYSIS_PARTS: dict[str, tuple[tuple[str, str], ...]] = {
              ("class_shares", "{run}-rules")),
     "classes": (("classifiers", "{run}"), ("map_classes", "{run}-classifier"), ("class_shares", "{run}-classifier")),
     "framenet": (("relation_heads", "{run}-framenet"),),
+    "norms": (("norm_head_stats", "{run}"), ("norm_feature_attention", "{run}"), ("norm_head_change", "{run}"),
+              ("norm_class_shares", "{run}-rules")),
 }
+#: Steps an older store may lack without being damaged (its parts are still checked once the step is recorded).
+LATER_STEPS = ("norms",)
 #: The tables the head-disabling step writes, one part per fine-tuned run each.
 ABLATION_TABLES = ("ablation", "head_importance", "pruning")
 
@@ -371,7 +375,8 @@ class _Checker:
             elif rid in cat.analyses:
                 steps = {r["step"]: r for r in cat.analyses[rid]}
                 for step in ANALYSIS_PARTS:
-                    if step not in steps:
+                    # Stores from before norms were kept lack the norms step and are sound: the next ingest adds it.
+                    if step not in steps and step not in LATER_STEPS:
                         self.add(ANALYSIS_STALE, f"{label}: the {step} analysis has no record in "
                                                  f"{part_path('analyses', rid)}: it must be recomputed",
                                  path=part_path("analyses", rid), table="analyses", part=rid, run_id=rid)

@@ -244,6 +244,21 @@ ANALYSES = pa.schema(  # which analyses of a run are in the catalog, and from wh
     ]
 )
 
+# -- the same analyses on norm-weighted maps (Kobayashi et al. 2020) -----------------
+# a_ij ||f(x_j)||, rows renormalised to sum to 1 (docs/store-format.md); same columns as their weight-based tables.
+
+NORM_HEAD_STATS = pa.schema(
+    [
+        *HEAD_STATS,  # each statistic on the renormalised norm-weighted maps
+        ("fnorm_mean", pa.float64()),  # mean ||f(x_j)|| over an input's key tokens, mean over inputs
+        ("fnorm_cls", pa.float64()),  # ||f(x_j)|| of [CLS]
+        ("fnorm_sep", pa.float64()),  # mean ||f(x_j)|| of the [SEP]s
+    ]
+)
+NORM_FEATURE_ATTENTION = FEATURE_ATTENTION
+NORM_HEAD_CHANGE = HEAD_CHANGE
+NORM_CLASS_SHARES = CLASS_SHARES
+
 # -- disabling heads and layers (paper section 4.6) -----------------------------------
 
 ABLATION = pa.schema(
@@ -324,4 +339,8 @@ TABLES: dict[str, pa.Schema] = {
     "ablation_seeds": ABLATION_SEEDS,
     "head_importance": HEAD_IMPORTANCE,
     "pruning": PRUNING,
+    "norm_head_stats": NORM_HEAD_STATS,
+    "norm_feature_attention": NORM_FEATURE_ATTENTION,
+    "norm_head_change": NORM_HEAD_CHANGE,
+    "norm_class_shares": NORM_CLASS_SHARES,
 }
