@@ -54,9 +54,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-import zarr
 import zstandard
-from zarr.codecs import ZstdCodec
 
 from bertsecrets.core.settings import PRECISIONS
 from bertsecrets.store.errors import StoreCorrupt, StoreError
@@ -109,7 +107,7 @@ def _create_norm_arrays(group: Any, members: dict[int, np.ndarray], n_layers: in
             chunk_key_encoding=_CHUNK_KEYS, fill_value=0, dimension_names=[f"example_{b:03d}", "layer", "head", f"key_{b:03d}"],
             attributes={"description": "||f(x_j)||: each key token's value vector through the head's slice of the "
                                        "output projection (before its bias); norm-weighted map = attn * norm[..., None, :]"},
-            dtype="float16", filters=None, compressors=[ZstdCodec(level=_ZSTD_LEVEL)],
+            dtype="float16", filters=None, compressors=[_zstd()],
         )
 
 
@@ -159,6 +157,19 @@ class _ChunkFiles:
         self._pool.shutdown()
 
 
+def _zarr() -> Any:
+    """zarr, imported on first use: it takes a third of a second, and the browser's first screen reads no maps."""
+    import zarr
+
+    return zarr
+
+
+def _zstd() -> Any:
+    from zarr.codecs import ZstdCodec
+
+    return ZstdCodec(level=_ZSTD_LEVEL)
+
+
 def _codecs(precision: str) -> dict[str, Any]:
     if precision == "uint8":
         from zarr.codecs.numcodecs import FixedScaleOffset
@@ -166,10 +177,10 @@ def _codecs(precision: str) -> dict[str, Any]:
         return {
             "dtype": "float32",
             "filters": [FixedScaleOffset(offset=0, scale=255, dtype="<f4", astype="u1")],
-            "compressors": [ZstdCodec(level=_ZSTD_LEVEL)],
+            "compressors": [_zstd()],
         }
     if precision == "float16":
-        return {"dtype": "float16", "filters": None, "compressors": [ZstdCodec(level=_ZSTD_LEVEL)]}
+        return {"dtype": "float16", "filters": None, "compressors": [_zstd()]}
     raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
 
 
@@ -235,7 +246,7 @@ class MapWriter:
     # -- set-up ----------------------------------------------------------
 
     def _create(self, attrs: dict[str, Any], norms: bool) -> None:
-        group = zarr.open_group(self.path, mode="w", zarr_format=3)
+        group = _zarr().open_group(self.path, mode="w", zarr_format=3)
         group.attrs.update(
             {
                 "format": FORMAT,
@@ -281,7 +292,7 @@ class MapWriter:
 
     def _compatible(self) -> bool:
         try:
-            group = zarr.open_group(self.path, mode="r+")
+            group = _zarr().open_group(self.path, mode="r+")
             ok = (
                 group.attrs.get("format") == FORMAT
                 and group.attrs.get("precision") == self.precision
@@ -402,7 +413,7 @@ class NormWriter:
     def __init__(self, path: Path, progress_path: Path) -> None:
         self.path, self.progress_path = path, progress_path
         try:
-            self.group = zarr.open_group(path, mode="r+")
+            self.group = _zarr().open_group(path, mode="r+")
             attrs = dict(self.group.attrs)
             if attrs.get("format") != FORMAT:
                 raise ValueError("not a bertsecrets map set")
@@ -464,7 +475,7 @@ class MapReader:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self.group = zarr.open_group(path, mode="r")
+            self.group = _zarr().open_group(path, mode="r")
             attrs = dict(self.group.attrs)
             if attrs.get("format") != FORMAT:
                 raise ValueError("not a bertsecrets map set")

@@ -228,6 +228,33 @@ def test_a_folder_that_is_not_a_store_is_one_line_of_error(tmp_path):
     assert "not a bertsecrets store" in result.stderr
 
 
+def test_the_first_screen_reads_no_maps_so_zarr_waits_until_a_map_is_opened(tmp_path):
+    """A cold start pays only for what the Runs screen shows; zarr comes in with the first map read."""
+    handmade_store(tmp_path / "s", n_examples=2)
+    script = textwrap.dedent(f"""
+        import asyncio, sys
+        from bertsecrets.tui.app import BrowseApp
+        from bertsecrets.store import Store
+
+        async def main():
+            app = BrowseApp(Store.open({str(tmp_path / 's')!r}))
+            async with app.run_test() as pilot:
+                await app.workers.wait_for_complete()
+                await pilot.pause()
+                print("FIRST", type(app.screen).__name__, "zarr" in sys.modules)
+                await pilot.press("m")
+                await app.workers.wait_for_complete()
+                await pilot.pause()
+                print("MAP", type(app.screen).__name__, "zarr" in sys.modules)
+        asyncio.run(main())
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120,
+                            env={**os.environ, "PYTHONPATH": REPO})
+    assert result.returncode == 0, result.stderr
+    assert "FIRST RunsScreen False" in result.stdout
+    assert "MAP MapScreen True" in result.stdout
+
+
 def test_the_browser_never_imports_torch(tmp_path):
     """Every screen, and the map's exports (bertviz's scripts are read from its package, never imported)."""
     handmade_store(tmp_path / "s", n_examples=2)
