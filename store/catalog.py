@@ -277,7 +277,10 @@ class Catalog:
     def _type_mismatch(self, con: duckdb.DuckDBPyConnection, name: str) -> str | None:
         """Why the view's column types differ from the table's (a part of another schema), or None."""
         have = {r[0]: r[1] for r in con.execute(f"DESCRIBE {name}").fetchall()}
-        want = {r[0]: r[1] for r in con.execute(f"DESCRIBE (SELECT {_typed_columns(name, 'NULL')})").fetchall()}
+        want = _WANTED_TYPES.get(name)
+        if want is None:  # the schema's types as DuckDB spells them: the same for every connection, asked once
+            want = _WANTED_TYPES[name] = {
+                r[0]: r[1] for r in con.execute(f"DESCRIBE (SELECT {_typed_columns(name, 'NULL')})").fetchall()}
         wrong = [f"{column} is {have[column]}, not {kind}" for column, kind in want.items()
                  if column in have and have[column] != kind]
         return "; ".join(wrong) or None
@@ -349,6 +352,9 @@ class Catalog:
 
     def rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
         return self.query(sql, params).to_pylist()
+
+
+_WANTED_TYPES: dict[str, dict[str, str]] = {}
 
 
 def _one_line(exc: BaseException) -> str:
