@@ -13,6 +13,9 @@ decides its rows, so an analysis is redone only when its inputs change:
 - ``framenet``: relation_heads from FrameNet when nltk has it, else a
   'skipped' record that says how to add it (redone once it is installed).
 - ``jsonl-<hash>``: relation_heads from a user's file (``analyze --relations``).
+- ``flow``: head families, head stability across seeds, head profiles and
+  attention rollout (ingest.analyses.families); its key adds the fine-tuned
+  maps of the runs that differ only in their seed, so a new seed redoes it.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from rich.markup import escape
 from rich.progress import Progress
 
 from bertsecrets.core.tasks import ROLES
-from bertsecrets.ingest.analyses import classifier, patterns, sentences
+from bertsecrets.ingest.analyses import classifier, families, patterns, sentences
 from bertsecrets.ingest.analyses.buckets import Bucket
 from bertsecrets.ingest.analyses.tokens import FEATURES, SPACY_MODEL, Annotations
 from bertsecrets.ingest.progress import fmt_seconds
@@ -41,7 +44,7 @@ from bertsecrets.store.store import utcnow
 
 #: Bumped when a change of the code changes the analyses' rows (2: the block spread joins the rules, masses stored).
 VERSION = 2
-STEPS = ("maps", "classes", "framenet")
+STEPS = ("maps", "classes", "framenet", "flow")
 #: Inputs computed at once within a bucket.
 CHUNK = 16
 
@@ -73,7 +76,15 @@ def keys(store: Store, run_id: str) -> dict[str, str]:
                                       "classifier": classifier.settings()}),
         "framenet": content_key("an", {**base, "framenet": sentences.framenet_available(),
                                        "filters": sentences.FRAMENET_FILTERS}),
+        "flow": content_key("an", {**base, "spacy": spacy, "flow": families.settings(),
+                                   "seeds": _sibling_maps(store, run_id)}),
     }
+
+
+def _sibling_maps(store: Store, run_id: str) -> list[list[str]]:
+    """(run, fine-tuned map set) of each run that differs from ``run_id`` only in its seed."""
+    maps = {m["run_id"]: m["map_id"] for m in queries.finished_maps(store) if m["role"] == "finetuned"}
+    return [[r["run_id"], maps.get(r["run_id"], "")] for r in families.seed_siblings(store, run_id)]
 
 
 def _version(package: str) -> str:
@@ -382,10 +393,17 @@ def analyse(store: Store, run_id: str, console: Console, progress: Progress | No
     with store.lock(f"analyses-{run_id}", f"the analyses of run {run_id}"):
         want, have = keys(store, run_id), stored(store, run_id)
         todo = [s for s in STEPS if force or have.get(s, {}).get("key") != want[s]]
+        parsed: list[Annotations] = []
+
+        def ann_once() -> Annotations:  # spaCy parses once for every step that needs it
+            if not parsed:
+                parsed.append(annotations(store, run_id, len(store.maps(run_id, "finetuned")), progress))
+            return parsed[0]
+
         if "maps" in todo or "classes" in todo:
             started = time.perf_counter()
-            n = len(store.maps(run_id, "finetuned"))
-            ann = annotations(store, run_id, n, progress)
+            ann = ann_once()
+            n = ann.n_examples
             p = bulk_pass(store, run_id, ann, statistics="maps" in todo, resized="classes" in todo, progress=progress)
             if "maps" in todo:
                 write_maps_step(store, run_id, p)
@@ -407,6 +425,16 @@ def analyse(store: Store, run_id: str, console: Console, progress: Progress | No
                     _say(console, f"pattern classifiers on {rows[0]['trained_on']} labels, cross-validated macro F1: "
                                   f"{scores} ({fmt_seconds(time.perf_counter() - started)})")
                 done.append("classes")
+        if "flow" in todo:
+            started = time.perf_counter()
+            others = [r["run_id"] for r in families.seed_siblings(store, run_id)]
+            flows = families.flow_pass(store, run_id, ann_once(), others, progress)
+            families.write(store, run_id, flows)
+            seconds = time.perf_counter() - started
+            _record(store, run_id, "flow", want["flow"], seconds)
+            _say(console, f"head families, stability against {len(others)} other seed(s), attention rollout "
+                          f"({fmt_seconds(seconds)})")
+            done.append("flow")
         if "framenet" in todo:
             started = time.perf_counter()
             items, why = sentences.framenet_sentences()
