@@ -463,3 +463,13 @@ def cls_rollout(store: Store, run_id: str, role: str | None = None) -> list[dict
     order the analysis wrote them."""
     where, params = _where(("run_id = ?", run_id), ("role = ?", role))
     return store.rows(f"SELECT * FROM cls_rollout {where}", params)
+
+
+def head_stability_of(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """Per head of ``run_id``, its mean distance to itself in the other seeds compared with it (``n_runs`` of them),
+    from either side's rows; by layer and head."""
+    return store.rows(
+        "SELECT layer, head, avg(distance) AS distance, count(*) AS n_runs FROM ("
+        "  SELECT CASE WHEN run_id = ? THEN other_run_id ELSE run_id END AS other, layer, head, "
+        "         any_value(distance) AS distance FROM head_stability WHERE run_id = ? OR other_run_id = ? GROUP BY ALL)"
+        " GROUP BY layer, head ORDER BY layer, head", [run_id, run_id, run_id])
