@@ -54,6 +54,8 @@ ANALYSIS_PARTS: dict[str, tuple[tuple[str, str], ...]] = {
              ("class_shares", "{run}-rules")),
     "classes": (("classifiers", "{run}"), ("map_classes", "{run}-classifier"), ("class_shares", "{run}-classifier")),
     "framenet": (("relation_heads", "{run}-framenet"),),
+    "flow": (("head_distances", "{run}"), ("head_families", "{run}"), ("head_profiles", "{run}"),
+             ("head_stability", "{run}"), ("cls_rollout", "{run}"), ("cls_rollout_tokens", "{run}")),
 }
 #: The tables the head-disabling step writes, one part per fine-tuned run each.
 ABLATION_TABLES = ("ablation", "head_importance", "pruning")
