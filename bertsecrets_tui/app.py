@@ -22,18 +22,20 @@ from bertsecrets.tui.screens.model import ModelScreen
 from bertsecrets.tui.screens.runs import RunsScreen
 from bertsecrets.tui.screens.sentence import SentenceScreen
 from bertsecrets.tui.screens.sql import SQLScreen
+from bertsecrets.tui.screens.tasks import TasksScreen
 from bertsecrets.tui.state import Selection
 from bertsecrets.store import Store
 
 SCREENS = {
-    "runs": RunsScreen, "heads": HeadGridScreen, "map": MapScreen, "model": ModelScreen, "sentence": SentenceScreen,
+    "runs": RunsScreen, "tasks": TasksScreen, "heads": HeadGridScreen, "map": MapScreen, "model": ModelScreen,
+    "sentence": SentenceScreen,
     "label": LabellingScreen, "features": FeaturesScreen, "ablation": AblationScreen, "sql": SQLScreen,
     "families": FamiliesScreen,
 }
 
 
 class BrowseApp(App):
-    """Browse the runs, heads, maps, classes, features and ablations of a bertsecrets store."""
+    """Browse the runs, tasks, heads, maps, classes, features and ablations of a bertsecrets store."""
 
     TITLE = "bertsecrets"
     CSS_PATH = "app.tcss"

@@ -468,9 +468,11 @@ def from_grid_screen(screen) -> None:
         return
     what = screen.stat.title + (f": {screen.option}" if screen.option else "")
     role = f" ({screen.selection.role})" if screen.stat.by_role else ""
-    title = f"{stats.task.upper()} {what}{role}"
+    over = screen.over
+    seeds = screen.seed_grid.seeds if over != "run" and screen.seed_grid is not None else []
+    title = f"{stats.task.upper()} {what}{role}" + (f", {over} over seeds {', '.join(map(str, seeds))}" if seeds else "")
     name = stem(stats.task, stats.run_id, "grid", screen.stat.key, screen.option or "",
-                screen.selection.role if screen.stat.by_role else "")
+                screen.selection.role if screen.stat.by_role else "", over if seeds else "")
     palette = widget.palette
     shown = "\n".join(line for line in str(legend.render()).split("\n")
                       if not line.startswith(("wrote ", "not exported", "exporting")))

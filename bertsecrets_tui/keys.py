@@ -22,6 +22,8 @@ class Place:
 
 PLACES = (
     Place("runs", "r", "Runs", "every task and run in the store; Enter opens a run's heads"),
+    Place("tasks", "k", "Tasks", "the paper's claims across tasks and seeds with verdicts; cross-task tables; head "
+          "effects per task"),
     Place("heads", "g", "Grid", "layers x heads coloured by a statistic, the head's numbers beside"),
     Place("map", "m", "Map", "one head on one input: pretrained, fine-tuned, difference"),
     Place("model", "o", "Model", "all heads of one input as thumbnails"),

@@ -21,3 +21,11 @@ class StoreChanged(Message, bubble=False):  # the app hands it to the current sc
     def __init__(self, tables: frozenset[str]) -> None:
         super().__init__()
         self.tables = tables
+
+
+class RunFound(Message, bubble=False):
+    """The run to show after a task or seed key (``run_id``), or None, with ``words`` saying which or why not."""
+
+    def __init__(self, run_id: str | None, words: str) -> None:
+        super().__init__()
+        self.run_id, self.words = run_id, words

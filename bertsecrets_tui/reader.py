@@ -10,16 +10,19 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bertsecrets.core.errors import UserError
-from bertsecrets.core.tasks import ROLES
+from bertsecrets.core.tasks import ROLES, TASKS
 from bertsecrets.store import Store, StoreError, queries
 from bertsecrets.store.labels import PATTERN_CLASSES
 from bertsecrets.store.maps import MapReader
 from bertsecrets.tui.families import FamilyData, RoleFamilies
+
+if TYPE_CHECKING:  # imported where it is used: the first screen does not need it, so the start stays quick
+    from bertsecrets.store.findings import Findings, HeadDeltas
 
 #: Tables whose rows describe heads of a run (read together, see RunStats).
 HEAD_TABLES = ("head_stats", "feature_attention", "cls_attention", "head_change", "class_shares",
@@ -39,6 +42,8 @@ class RunStats:
     tables: dict[str, list[dict[str, Any]]]
     seeds: list[dict[str, Any]]  # ablation_seeds of the run's experiment
     setups: list[dict[str, Any]]  # the runs of the same experiment (Table 1)
+    seed: int | None = None
+    title: str = ""  # the task as tables print it, "STS-B*" when its training set was cut
 
     def rows(self, table: str) -> list[dict[str, Any]]:
         return self.tables.get(table, [])
@@ -83,6 +88,36 @@ class RunContext:
     tokens: list[list[str]]
     examples: list[dict[str, Any]]
     classes: MapClasses
+    seed: int | None = None
+    title: str = ""  # the task as tables print it, "STS-B*" when its training set was cut
+
+
+def task_title(run: dict[str, Any]) -> str:
+    """The run's task as every table prints it, with a `*` when it was fine-tuned on a cut training set."""
+    task = TASKS.get(run["task"])
+    title = task.title if task is not None else str(run["task"]).upper()
+    cut = run.get("max_train_examples") is not None and run.get("setup") != "no_finetuning"
+    return title + ("*" if cut else "")
+
+
+@dataclass
+class TaskFindings:
+    """The Tasks screen's content: the findings report's claims and tables, and each task's head effects."""
+
+    findings: Findings
+    effects: dict[str, HeadDeltas]  # by task name; a task without a head-disabling sweep is absent
+
+
+@dataclass
+class SeedStats:
+    """The analysis rows of every seed of one configuration (the runs that differ only in their seed), by seed."""
+
+    run_id: str  # the run they were read for
+    stats: list[RunStats]
+
+    @property
+    def seeds(self) -> list[int]:
+        return [int(s.seed) for s in self.stats if s.seed is not None]
 
 
 class Reader:
@@ -180,7 +215,8 @@ class Reader:
         maps = self.maps(run_id, "finetuned")
         n = len(maps)
         return RunContext(run_id, run["task"], maps.n_layers, maps.n_heads, n, self.tokens(run_id),
-                          self.examples(run_id), self.map_classes(run_id, n, maps.n_layers, maps.n_heads))
+                          self.examples(run_id), self.map_classes(run_id, n, maps.n_layers, maps.n_heads),
+                          run["seed"], task_title(run))
 
     def tokens(self, run_id: str) -> list[list[str]]:
         """The word pieces of every stored input of a run, by example and position."""
@@ -229,7 +265,69 @@ class Reader:
         tables = {name: queries.run_table(self.store, name, run_id).to_pylist() for name in HEAD_TABLES}
         seeds = queries.ablation_seeds(self.store, run["experiment_id"])
         setups = queries.experiment_runs(self.store, run["experiment_id"], finished=False)
-        return RunStats(run_id, run["task"], int(run["n_layers"]), int(run["n_heads"]), tables, seeds, setups)
+        return RunStats(run_id, run["task"], int(run["n_layers"]), int(run["n_heads"]), tables, seeds, setups,
+                        run["seed"], task_title(run))
+
+    # -- across tasks and seeds ------------------------------------------------
+
+    def task_findings(self) -> TaskFindings:
+        """The findings report's content (claims, verdicts, cross-task tables) and every task's head effects.
+
+        Takes a second or more on a real store (permutation tests): call it from a worker.
+        """
+        from bertsecrets.store import findings
+
+        found = findings.findings(self.store)
+        effects = {}
+        for group in found.groups:
+            deltas = findings.head_deltas(self.store, group)
+            if deltas is not None:
+                effects[group.task.name] = deltas
+        return TaskFindings(found, effects)
+
+    def seed_stats(self, run_id: str) -> SeedStats:
+        """The analysis rows of every seed of ``run_id``'s configuration (``run_id``'s own among them)."""
+        from bertsecrets.store import findings
+
+        runs = findings.seed_runs(self.store, run_id)
+        if not runs:
+            run = self.known_run(run_id)
+            raise UserError(f"run {run_id} ({run['setup']}, {run['status']}) has no finished fine-tuned run to "
+                            "compare seeds of: pick a finished run on the Runs screen")
+        return SeedStats(run_id, [self.run_stats(r["run_id"]) for r in runs])
+
+    def next_run(self, run_id: str | None, axis: str) -> tuple[str | None, str]:
+        """The run to show after ``run_id`` on ``axis`` ("task": the next task's run of the same seed where it has
+        one; "seed": the same configuration's next seed), with words saying which, or None and why not."""
+        from bertsecrets.store import findings
+
+        if axis == "seed":
+            if run_id is None:
+                return None, "no run chosen: pick one on the Runs screen (r)"
+            runs = findings.seed_runs(self.store, run_id)
+            if not runs:
+                return None, "this run has no finished fine-tuned run whose seeds could be compared"
+            current = self.known_run(run_id)
+            seeds = [int(r["seed"]) for r in runs]
+            title = task_title(runs[0])
+            if len(runs) == 1:
+                return None, (f"{title} has one seed of this configuration (seed {seeds[0]}): "
+                              f"`bertsecrets ingest {runs[0]['task']} --seeds 0,1,2` adds more")
+            here = seeds.index(int(current["seed"])) if int(current["seed"]) in seeds else -1
+            following = (here + 1) % len(runs)
+            return runs[following]["run_id"], f"{title} · seed {seeds[following]} ({following + 1} of {len(seeds)})"
+        groups = findings.groups(self.store)
+        if not groups:
+            return None, "no finished fine-tuned run in the store: run `bertsecrets ingest mrpc`"
+        current = self.run(run_id) if run_id is not None else None
+        names = [g.task.name for g in groups]
+        here = names.index(current["task"]) if current is not None and current["task"] in names else -1
+        group = groups[(here + 1) % len(groups)]
+        if here >= 0 and len(groups) == 1:
+            return None, f"{group.title} is the only task with finished fine-tuned runs"
+        seed = int(current["seed"]) if current is not None else None
+        target = next((r for r in group.finetuned if int(r["seed"]) == seed), group.finetuned[0])
+        return target["run_id"], f"{group.title} · seed {target['seed']}"
 
     # -- the sentence view and the labelling references ------------------------
 

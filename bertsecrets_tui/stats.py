@@ -8,6 +8,7 @@ heads are 0-indexed here, as stored; the screens add 1.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -245,3 +246,77 @@ def head_details(stats: RunStats, layer: int, head: int, role: str) -> list[tupl
         rh = one("relation_heads", relation=relation)
         out.append((relation, fmt(rh.get("score") if rh else None) + (" *" if rh and rh.get("flagged") else "")))
     return out
+
+
+# -- over the seeds of a configuration ---------------------------------------------------
+
+
+#: What a grid over seeds shows: each head's mean, or its sample standard deviation (as the findings report's "± sd").
+OVER_SEEDS = ("mean", "sd")
+OVER_WORDS = {"mean": "mean", "sd": "standard deviation"}
+
+
+@dataclass
+class SeedGrid:
+    """One statistic over the seeds of a configuration: its mean or spread per head, and each seed's values."""
+
+    grid: Grid | None  # None: ``why``
+    seeds: list[int]  # the seeds that have the statistic
+    values: np.ndarray  # [seed, layer, head]: each seed's grid, NaN where missing
+    why: str = ""
+
+
+def unsigned_points(value: float) -> str:
+    """A spread of fractions in percentage points: "1.2"."""
+    return f"{100 * value:.1f}"
+
+
+def seed_grid(stat: HeadStat, runs: list[RunStats], option: str | None, role: str, how: str) -> SeedGrid:
+    """The mean (``how`` "mean") or the sample standard deviation ("sd") over ``runs`` of one statistic, per head.
+
+    Each seed's grid is the per-run grid of the statistic with the same option (a
+    seed whose table lacks that option or has no rows is left out); the mean and
+    the spread ignore a head's missing values (nanmean, nanstd with one degree of
+    freedom). A most-frequent-class grid has no mean: its cells are classes.
+    """
+    grids, seeds = [], []
+    for stats in runs:
+        if stat.options and option not in options_of(stat, stats, role):
+            continue
+        grid = stat.grid(stats, option, role)
+        if not grid.empty:
+            grids.append(grid)
+            seeds.append(int(stats.seed) if stats.seed is not None else len(seeds))
+    if not grids:
+        return SeedGrid(None, [], np.zeros((0, 0, 0)), f"{stat.title}: no seed of this configuration has it")
+    if len({g.values.shape for g in grids}) > 1:
+        return SeedGrid(None, seeds, np.zeros((0, 0, 0)), "the seeds' runs have different numbers of layers or heads")
+    values = np.stack([g.values for g in grids])
+    first = grids[0]
+    if first.kind == "cat":
+        return SeedGrid(None, seeds, values, "the most frequent class has no mean over seeds: x picks one class's share")
+    with warnings.catch_warnings():  # a head without a value in any seed (or in one only, for the spread) stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = np.nanmean(values, axis=0) if how == "mean" else np.nanstd(values, axis=0, ddof=1)
+    finite = out[np.isfinite(out)]
+    which = f"{OVER_WORDS[how]} over {len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})"
+    note, _, marked = first.note.partition("; *")
+    if how == "mean":
+        marks = None
+        if all(g.marks is not None for g in grids):
+            marks = np.logical_and.reduce([g.marks for g in grids])
+            note += f"; *{marked} in every seed"
+        if first.kind == "div":
+            span = float(np.abs(finite).max()) if finite.size and np.abs(finite).max() > 0 else 1.0
+            low, high = -span, span
+        else:
+            low = min(g.low for g in grids)
+            high = float(finite.max()) if finite.size else low + 1.0
+            high = high if high > low else low + 1.0
+        grid = Grid(out, first.kind, low, high, marks=marks, note=f"{which} of: {note}", fmt=first.fmt)
+    else:
+        high = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+        grid = Grid(out, "seq", 0.0, high, note=f"{which} of: {note}",
+                    fmt=unsigned_points if first.fmt is points else short)
+    return SeedGrid(None if grid.empty else grid, seeds, values,
+                    "" if not grid.empty else f"{stat.title}: no head has values in two seeds")

@@ -267,6 +267,64 @@ def head_effects(reader: _Reader, group: Group) -> np.ndarray | None:
     return np.array(out)
 
 
+@dataclass
+class HeadDeltas:
+    """Each head's change of a task's main metric when it is disabled, per seed with a head-disabling sweep."""
+
+    metric: str
+    seeds: list[int]
+    delta: np.ndarray  # [seed, layer, head], fractions (NaN: no row)
+    ci_low: np.ndarray  # [seed, layer, head]: the 95% paired-bootstrap interval
+    ci_high: np.ndarray
+
+
+def head_deltas(store: Store, group: Group) -> HeadDeltas | None:
+    """The task's head-disabling effects on its main metric for every seed of ``group`` that has a sweep
+    (None: no seed has one); what the Tasks screen of the browser draws as one grid per task."""
+    metric = group.task.main_metric
+    seeds, grids = [], []
+    for record in group.finetuned:
+        rows = queries.ablation_rows(store, record["run_id"], kind="head", metric=metric)
+        if not rows:
+            continue
+        shape = (3, int(record["n_layers"]), int(record["n_heads"]))
+        grid = np.full(shape, np.nan)
+        for r in rows:
+            for i, column in enumerate(("delta", "ci_low", "ci_high")):
+                if r.get(column) is not None:
+                    grid[i, int(r["layer"]), int(r["head"])] = r[column]
+        seeds.append(int(record["seed"]))
+        grids.append(grid)
+    if not grids or len({g.shape for g in grids}) != 1:
+        return None
+    stacked = np.stack(grids, axis=1)  # [column, seed, layer, head]
+    return HeadDeltas(metric, seeds, stacked[0], stacked[1], stacked[2])
+
+
+def seed_runs(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """The finished fine-tuned runs that differ from ``run_id`` only in their seed, one per seed, by seed.
+
+    ``run_id`` itself stands for its seed; a run of another set-up stands for its
+    experiment's fine-tuned run. Empty when there is no such finished fine-tuned run.
+    """
+    record = store.run(run_id)
+    if record is None:
+        return []
+    if record["setup"] != "finetuned":
+        record = next((r for r in queries.experiment_runs(store, record["experiment_id"])
+                       if r["setup"] == "finetuned"), None)
+        if record is None:
+            return []
+    key = (record["task"], *_configuration(record))
+    seeds: dict[int, dict[str, Any]] = {}
+    for other in queries.finished_finetuned_runs(store):
+        if (other["task"], *_configuration(other)) == key:
+            seeds.setdefault(int(other["seed"]), other)  # the latest started, where a seed was run twice
+    if record["status"] == "done":
+        seeds[int(record["seed"])] = record  # but the run asked about stands for its own seed
+    return [seeds[s] for s in sorted(seeds)]
+
+
 def rank_test(x: np.ndarray, y: np.ndarray, n_resamples: int = N_PERMUTATIONS, seed: int = 0) -> tuple[float, float]:
     """Spearman's ρ of ``x`` and ``y`` and its one-sided permutation p-value (ρ > 0), by shuffling the pairing."""
     from scipy.stats import permutation_test, rankdata
@@ -855,5 +913,6 @@ def markdown(found: Findings, title: str = "bertsecrets findings", figures: list
     return "\n".join(lines)
 
 
-__all__ = ["Cell", "Claim", "cut_note", "Findings", "Group", "Section", "Spread", "findings", "groups", "rank_test",
+__all__ = ["Cell", "Claim", "cut_note", "Findings", "Group", "HeadDeltas", "Section", "Spread", "findings", "groups",
+           "head_deltas", "rank_test", "seed_runs",
            "markdown", "settings_line", "HOLDS", "FAILS", "MIXED", "UNTESTED"]

@@ -123,6 +123,7 @@ _RUN_LIST = """
 SELECT r.run_id, r.experiment_id, r.task, r.setup, r.model_used AS model, r.seed, r.status, r.stage,
        r.accuracy, r.f1, r.pearson, r.spearman, r.n_layers, r.n_heads, r.dev_examples,
        r.started_at, r.finished_at, r.error, r.train_seconds, r.learning_rate, r.epochs, r.max_length,
+       r.max_train_examples,
        (SELECT max(m.n_examples) FROM maps m WHERE m.run_id = r.run_id AND m.status = 'done') AS map_examples,
        (SELECT count(*) FROM maps m WHERE m.run_id = r.run_id AND m.status = 'done') AS map_sets
 FROM runs r

@@ -109,6 +109,31 @@ def tiny_store(tmp_path_factory, tiny_bert, tiny_glue):
     return Store.open(root), plan
 
 
+#: A grid's tiny settings: the fine-tuned and untrained set-ups only, STS-B on a cut training set (marked `*`).
+TINY_GRID = ["--epochs", "1", "--batch-size", "16", "--max-examples", "8", "--eval-batch-size", "16",
+             "--extract-batch-size", "8", "--setups", "finetuned,no_finetuning", "--max-train-examples", "sts-b=24"]
+
+
+@pytest.fixture(scope="session")
+def task_grid_store(tmp_path_factory, tiny_bert):
+    """A store of two tasks x two seeds (MRPC and STS-B, seeds 0 and 1) from one grid ingest with the tiny BERT."""
+    import contextlib
+    import io
+
+    from bertsecrets.cli import main
+    from bertsecrets.store import Store
+
+    folder = tmp_path_factory.mktemp("task-grid")
+    for task in ("mrpc", "sts-b"):
+        write_task(folder / "glue", task, n_train=32, n_dev=12, seed=3)
+    root = folder / "store"
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        code = main(["ingest", "mrpc", "sts-b", "--seeds", "0,1", "--model", str(tiny_bert), "--data-dir",
+                     str(folder / "glue"), "--store", str(root), *TINY_GRID])
+    assert code == 0, out.getvalue()
+    return Store.open(root)
+
+
 @pytest.fixture
 def real_glue() -> Path:
     if not (REAL_GLUE / "MRPC" / "dev.tsv").exists():

@@ -124,7 +124,7 @@ def test_run_list_counts_finished_maps_and_orders_by_task_then_start(hand):
     assert list(listed[0]) == [
         "run_id", "experiment_id", "task", "setup", "model", "seed", "status", "stage", "accuracy", "f1", "pearson",
         "spearman", "n_layers", "n_heads", "dev_examples", "started_at", "finished_at", "error", "train_seconds",
-        "learning_rate", "epochs", "max_length", "map_examples", "map_sets"]
+        "learning_rate", "epochs", "max_length", "max_train_examples", "map_examples", "map_sets"]
     assert queries.run_list(store, run_id) == [r for r in listed if r["run_id"] == run_id]
     assert queries.run_list(store, "run-none") == []
 

@@ -16,7 +16,7 @@ from bertsecrets.tui.markup import escape
 from bertsecrets.tui.messages import Loaded
 from bertsecrets.tui.reader import RunStats
 from bertsecrets.tui.scales import RANGE_BINDINGS, FixedRange, fixed, range_words
-from bertsecrets.tui.screens.base import StoreScreen
+from bertsecrets.tui.screens.base import SWITCH_BINDINGS, StoreScreen, SwitchRuns, task_seed
 from bertsecrets.tui.stats import STATS, change_text, distinct, fmt, stat_grid
 from bertsecrets.tui.widgets.grid import HeadGrid
 from bertsecrets.tui.widgets.tables import fill
@@ -30,7 +30,7 @@ def one_based(value: int | None) -> str:
     return "-" if value is None else str(value + 1)
 
 
-class AblationScreen(FixedRange, StoreScreen):
+class AblationScreen(FixedRange, SwitchRuns, StoreScreen):
     """Disabling heads and layers (the paper's section 4.6), the run's Table 1, and every row, sortable."""
 
     PLACE = "ablation"
@@ -42,6 +42,7 @@ class AblationScreen(FixedRange, StoreScreen):
         Binding("o", "sort(1)", "sort", key_display="o/O", tooltip="sort every row by the next column (again on a header: reverse)"),
         Binding("O", "sort(-1)", "sort by the previous column", show=False),
         *RANGE_BINDINGS,
+        *SWITCH_BINDINGS,
     ]
 
     def __init__(self) -> None:
@@ -114,9 +115,11 @@ class AblationScreen(FixedRange, StoreScreen):
         missing = f"disabling heads: not computed yet: run `bertsecrets ablate {stats.task}`"
         baseline = self.rows("baseline")
         self.query_one("#ablation-context", Static).update(
-            f"[b]{escape(stats.task.upper())}[/] · {escape(stats.run_id)} · metric [b]{escape(self.metric or '-')}[/]"
+            # The run id goes last: at 80 columns the line is cut there, not in the numbers.
+            f"{task_seed(stats.title, stats.seed)} · metric [b]{escape(self.metric or '-')}[/]"
             + (f" (x: {escape(', '.join(metrics))})" if len(metrics) > 1 else "")
-            + (f" · baseline [b]{100 * baseline[0]['value']:.1f}[/] on {baseline[0]['n_examples']} dev inputs" if baseline else "")
+            + (f" · baseline [b]{100 * baseline[0]['value']:.1f}[/] on {baseline[0]['n_examples']} dev" if baseline else "")
+            + f" · {escape(stats.run_id)}"
         )
         grid, _ = stat_grid(ABLATION, stats, self.metric, "finetuned")
         widget = self.query_one(HeadGrid)

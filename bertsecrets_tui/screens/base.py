@@ -13,7 +13,8 @@ from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from bertsecrets.core.errors import UserError
-from bertsecrets.tui.messages import Loaded, StoreChanged
+from bertsecrets.tui.markup import escape
+from bertsecrets.tui.messages import Loaded, RunFound, StoreChanged
 from bertsecrets.tui.reader import Reader, RunContext
 from bertsecrets.tui.state import Selection
 from bertsecrets.tui.widgets.keybar import KeyBar
@@ -113,6 +114,61 @@ class StoreScreen(Screen):
 
     def no_run(self) -> str:
         return "no run chosen: pick one on the Runs screen (r), or run `bertsecrets ingest mrpc`"
+
+
+def task_seed(title: str, seed: int | None) -> str:
+    """The run's task and seed as the screens' top lines print them (markup): "[b]STS-B*[/] · seed 1"."""
+    return f"[b]{escape(title)}[/]" + ("" if seed is None else f" · seed {seed}")
+
+
+#: Keys that go to another run of the comparison across tasks and seeds; the footer shows them (as one entry, after
+#: the screen's own keys) only where they fit.
+SWITCH_BINDINGS = [
+    Binding("T", "next_run('task')", "task/seed", key_display="T/S", tooltip="the next task's run (the same seed "
+            "where it has one), keeping layer, head and input"),
+    Binding("S", "next_run('seed')", "seed", show=False, tooltip="the next seed's run of the same configuration (the "
+            "runs the Tasks screen compares), keeping layer, head and input"),
+]
+
+
+class SwitchRuns:
+    """The task and seed keys of a screen that shows one run: the next task's run, the next seed's run.
+
+    The runs come from ``store.findings`` (one configuration per task, its
+    fine-tuned runs by seed), read in a worker; layer, head and input are kept
+    (each screen clamps them to the new run's sizes).
+    """
+
+    def current_run(self) -> str | None:
+        """The run the keys start from."""
+        return self.selection.run_id
+
+    def action_next_run(self, axis: str) -> None:
+        run_id = self.current_run()
+
+        def find() -> None:
+            try:
+                found = RunFound(*self.reader.next_run(run_id, axis))
+            except UserError as exc:
+                found = RunFound(None, str(exc))
+            except Exception as exc:  # a damaged piece of the store, or a bug: said, the app goes on
+                found = RunFound(None, " ".join(f"{type(exc).__name__}: {exc}".split()))
+            if not get_current_worker().is_cancelled:
+                self.post_message(found)
+
+        self.run_worker(find, name="next-run", group=f"{self.PLACE}:next-run", exclusive=True, thread=True,
+                        exit_on_error=False)
+
+    def on_run_found(self, message: RunFound) -> None:
+        if message.run_id is None:
+            self.notify(message.words, markup=False)
+            return
+        s = self.selection
+        self.app.select(run_id=message.run_id, example=s.example, layer=s.layer, head=s.head)
+        self.run_switched()
+
+    def run_switched(self) -> None:
+        """After the selection moved to another run (the screen has been told to read it)."""
 
 
 class RunMapsScreen(StoreScreen):

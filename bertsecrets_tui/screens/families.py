@@ -13,7 +13,7 @@ from bertsecrets.tui import families as fam
 from bertsecrets.tui import palette as palettes
 from bertsecrets.tui.messages import Loaded
 from bertsecrets.tui.raster import half_block_segments, resample
-from bertsecrets.tui.screens.base import RunMapsScreen
+from bertsecrets.tui.screens.base import SWITCH_BINDINGS, RunMapsScreen, SwitchRuns
 from bertsecrets.tui.widgets.head_plot import HeadPlot
 
 #: Side of the cursor head's map in the panel, in cells (two rows a line).
@@ -35,7 +35,7 @@ def mini_map(matrix: np.ndarray, truecolor: bool) -> Text:
     return out
 
 
-class FamiliesScreen(RunMapsScreen):
+class FamiliesScreen(SwitchRuns, RunMapsScreen):
     """Heads placed by the JS distance of their maps; arrows: nearest head that way, tab: next, enter: its map."""
 
     PLACE = "families"
@@ -45,6 +45,7 @@ class FamiliesScreen(RunMapsScreen):
         Binding("c", "colouring", "colour"),
         Binding("n", "example(1)", "input", key_display="n/p", tooltip="next input (the map beside)"),
         Binding("p", "example(-1)", "previous input", show=False),
+        *SWITCH_BINDINGS,
     ]
 
     def __init__(self) -> None:

@@ -13,7 +13,7 @@ from bertsecrets.tui.markup import escape
 from bertsecrets.tui.messages import Loaded
 from bertsecrets.tui.reader import ROLES, RunStats
 from bertsecrets.tui.scales import RANGE_BINDINGS, FixedRange, fixed, range_words
-from bertsecrets.tui.screens.base import StoreScreen
+from bertsecrets.tui.screens.base import SWITCH_BINDINGS, StoreScreen, SwitchRuns, task_seed
 from bertsecrets.tui.stats import Grid, distinct, fmt, of_role, per_head, points
 from bertsecrets.tui.widgets.grid import HeadGrid
 from bertsecrets.tui.widgets.tables import fill
@@ -34,7 +34,7 @@ def feature_grids(stats: RunStats, feature: str) -> dict[str, Grid]:
     return grids
 
 
-class FeaturesScreen(FixedRange, StoreScreen):
+class FeaturesScreen(FixedRange, SwitchRuns, StoreScreen):
     """Attention to nouns, verbs, pronouns, subjects, objects, negation, [CLS] and [SEP], head by head."""
 
     PLACE = "features"
@@ -44,6 +44,7 @@ class FeaturesScreen(FixedRange, StoreScreen):
         Binding("X", "feature(-1)", "previous feature", show=False),
         Binding("t", "role", "[CLS] table: pre/fine-tuned"),
         *RANGE_BINDINGS,
+        *SWITCH_BINDINGS,
     ]
 
     def __init__(self) -> None:
@@ -95,7 +96,7 @@ class FeaturesScreen(FixedRange, StoreScreen):
         context = self.query_one("#features-context", Static)
         if not features:
             self.show_error(f"attention to features: not computed yet: run `bertsecrets analyze {stats.task}`")
-            context.update(f"[b]{escape(stats.task.upper())}[/] · {escape(stats.run_id)}")
+            context.update(f"{task_seed(stats.title, stats.seed)} · {escape(stats.run_id)}")
             return
         if self.feature not in features:
             self.feature = features[0]
@@ -108,7 +109,7 @@ class FeaturesScreen(FixedRange, StoreScreen):
             widget.show(grid)
             widget.move_cursor(self.selection.layer, self.selection.head, announce=False)
         chosen = " ".join(f"[reverse b] {escape(f)} [/]" if f == self.feature else escape(f) for f in features)
-        context.update(f"[b]{escape(stats.task.upper())}[/] · attention to: {chosen}")
+        context.update(f"{task_seed(stats.title, stats.seed)} · attention to: {chosen}")
         self.describe()
 
     def fitted_span(self) -> float | None:

@@ -10,11 +10,15 @@ from textual.widgets import Static
 from bertsecrets.tui import export
 from bertsecrets.tui.markup import escape
 from bertsecrets.tui.messages import Loaded
-from bertsecrets.tui.reader import HEAD_TABLES, RunStats
+from bertsecrets.tui.reader import HEAD_TABLES, RunStats, SeedStats
 from bertsecrets.tui.scales import RANGE_BINDINGS, FixedRange, fixed, range_words
-from bertsecrets.tui.screens.base import StoreScreen
-from bertsecrets.tui.stats import STATS, Grid, HeadStat, head_details, options_of, stat_grid
+from bertsecrets.tui.screens.base import SWITCH_BINDINGS, StoreScreen, SwitchRuns, task_seed
+from bertsecrets.tui.stats import (OVER_SEEDS, OVER_WORDS, STATS, Grid, HeadStat, SeedGrid, head_details, options_of,
+                                   seed_grid, short, stat_grid)
 from bertsecrets.tui.widgets.grid import HeadGrid
+
+#: What `v` goes through: the run's own values, then their mean and their spread over its configuration's seeds.
+OVER = ("run", *OVER_SEEDS)
 
 
 def legend(grid: Grid) -> str:
@@ -22,19 +26,23 @@ def legend(grid: Grid) -> str:
     return escape(grid.note)
 
 
-class HeadGridScreen(FixedRange, StoreScreen):
-    """Every head of the run as a cell coloured by the chosen statistic; Enter opens its map."""
+class HeadGridScreen(FixedRange, SwitchRuns, StoreScreen):
+    """Every head of the run as a cell coloured by the chosen statistic (or its mean or spread over the seeds of the
+    run's configuration); Enter opens its map."""
 
     PLACE = "heads"
     DEPENDS = HEAD_TABLES
     BINDINGS = [
-        Binding("c", "stat(1)", "statistic", key_display="c/C", tooltip="next statistic"),
+        Binding("c", "stat(1)", "stat", key_display="c/C", tooltip="next statistic"),
         Binding("C", "stat(-1)", "previous statistic", show=False),
         Binding("x", "option(1)", "choice", key_display="x/X", tooltip="next choice within the statistic"),
         Binding("X", "option(-1)", "previous choice", show=False),
         Binding("t", "role", "pre/fine-tuned"),
+        Binding("v", "over", "seeds", tooltip="this run's values, their mean over the seeds of its configuration, "
+                "or their standard deviation"),
         Binding("e", "export", "export"),
         *RANGE_BINDINGS,
+        *SWITCH_BINDINGS,
     ]
 
     def __init__(self) -> None:
@@ -44,6 +52,11 @@ class HeadGridScreen(FixedRange, StoreScreen):
         self.option: str | None = None
         self._chosen_once = False
         self.fitted: Grid | None = None  # the grid before a fixed range is applied
+        self.over = "run"  # or the mean or spread over seeds (OVER)
+        self.seed_stats: SeedStats | None = None
+        self.seed_grid: SeedGrid | None = None
+        self.run_fmt = short  # how one seed's value of the statistic is written
+        self._seeds_key: tuple | None = None
 
     def compose(self) -> ComposeResult:
         yield from self.compose_nav()
@@ -61,6 +74,15 @@ class HeadGridScreen(FixedRange, StoreScreen):
             grid.show_message(self.no_run())
             return
         self.load("stats", self.reader.run_stats, self.selection.run_id)
+        self.load_seeds()
+
+    def load_seeds(self) -> None:
+        """Read every seed's rows when the grid shows a mean or spread over seeds (once per run and store version)."""
+        key = self.stamp()
+        if self.over != "run" and key != self._seeds_key:
+            self._seeds_key = key
+            self.seed_stats = None
+            self.load("seeds", self.reader.seed_stats, self.selection.run_id)
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
@@ -71,7 +93,14 @@ class HeadGridScreen(FixedRange, StoreScreen):
     def on_loaded(self, message: Loaded) -> None:
         grid = self.query_one(HeadGrid)
         if message.error:
-            grid.show_message(message.error)
+            if message.key == "seeds":
+                self._seeds_key = None  # read again on the next `v` or change
+            if message.key == "stats" or self.over != "run":
+                grid.show_message(message.error)
+            return
+        if message.key == "seeds":
+            self.seed_stats = message.value
+            self._draw()
             return
         self.stats = message.value
         if not self._chosen_once:  # open on the first statistic that has data
@@ -82,19 +111,34 @@ class HeadGridScreen(FixedRange, StoreScreen):
     def _draw(self) -> None:
         grid_widget = self.query_one(HeadGrid)
         stats, role = self.stats, self.selection.role
-        if stats is None:
+        if stats is None or stats.run_id != self.selection.run_id:
             return
         self.fitted, self.option = stat_grid(self.stat, stats, self.option, role)
+        self.run_fmt = self.fitted.fmt if self.fitted is not None else short
+        self.seed_grid = None
+        missing = self.stat.missing(stats.task)
+        seeds = self.seed_stats if self.seed_stats is not None and self.seed_stats.run_id == stats.run_id else None
+        if self.over != "run":
+            if seeds is None:
+                self.fitted, missing = None, "reading the other seeds' runs..."
+            else:
+                self.seed_grid = seed_grid(self.stat, seeds.stats, self.option, role, self.over)
+                self.fitted, missing = self.seed_grid.grid, self.seed_grid.why or missing
         grid = None if self.fitted is None else fixed(self.fitted, self.span)
         grid_widget.border_subtitle = "" if grid is None else range_words(grid, self.span)
         what = self.stat.title + (f": {self.option}" if self.option else "") + (f" ({role})" if self.stat.by_role else "")
-        self.query_one("#heads-context", Static).update(
-            f"colour: [b]{escape(what)}[/] · {escape(stats.task.upper())} · {stats.n_layers} layers x {stats.n_heads} heads · "
-            f"{escape(stats.run_id)}"
-        )
+        if self.over == "run":
+            which = f"{task_seed(stats.title, stats.seed)} · {stats.n_layers} layers x {stats.n_heads} heads · " \
+                    f"{escape(stats.run_id)}"
+        else:
+            n = len(self.seed_grid.seeds) if self.seed_grid is not None else None
+            seeds = "its seeds" if n is None else f"{n} seed{'s' if n != 1 else ''}"
+            which = f"{task_seed(stats.title, None)} · [b]{OVER_WORDS[self.over]} over {seeds}[/] (v) · " \
+                    f"{stats.n_layers} layers x {stats.n_heads} heads"
+        self.query_one("#heads-context", Static).update(f"colour: [b]{escape(what)}[/] · {which}")
         if grid is None:
-            grid_widget.show_message(self.stat.missing(stats.task))
-            self.query_one("#heads-legend", Static).update("c: another statistic")
+            grid_widget.show_message(missing)
+            self.query_one("#heads-legend", Static).update("c: another statistic" + (", v: this run" if self.over != "run" else ""))
         else:
             grid_widget.show(grid)
             grid_widget.move_cursor(self.selection.layer, self.selection.head, announce=False)
@@ -110,7 +154,14 @@ class HeadGridScreen(FixedRange, StoreScreen):
         if grid is not None and layer < grid.values.shape[0] and head < grid.values.shape[1]:
             value = grid.values[layer, head]
             shown = (grid.text[layer][head] if grid.text else grid.fmt(float(value))) if value == value else "-"
-            lines.append(f"[b]{escape(self.stat.title)}: {escape(shown)}[/]")
+            over = "" if self.over == "run" else f" ({self.over})"
+            lines.append(f"[b]{escape(self.stat.title)}{over}: {escape(shown)}[/]")
+            if self.seed_grid is not None and self.seed_grid.grid is not None:
+                per_seed = self.seed_grid.values[:, layer, head]
+                fmt = self.run_fmt
+                lines.append("seeds: " + ", ".join(f"{s} {fmt(float(v)) if v == v else '-'}"
+                                                   for s, v in zip(self.seed_grid.seeds, per_seed)))
+                lines.append(f"this run (seed {stats.seed}):")
         lines += [f"{escape(name)}: {escape(text)}" for name, text in head_details(stats, layer, head, role)]
         self.query_one("#heads-details", Static).update("\n".join(lines))
 
@@ -135,6 +186,11 @@ class HeadGridScreen(FixedRange, StoreScreen):
             current = options.index(self.option) if self.option in options else 0
             self.option = options[(current + step) % len(options)]
             self._draw()
+
+    def action_over(self) -> None:
+        self.over = OVER[(OVER.index(self.over) + 1) % len(OVER)]
+        self.load_seeds()
+        self._draw()
 
     def action_role(self) -> None:
         self.app.select(role="pretrained" if self.selection.role == "finetuned" else "finetuned")

@@ -13,7 +13,7 @@ from bertsecrets.tui.markup import escape
 from bertsecrets.tui.messages import Loaded
 from bertsecrets.tui.reader import ROLES, RunContext
 from bertsecrets.tui.scales import SPANS
-from bertsecrets.tui.screens.base import RunMapsScreen
+from bertsecrets.tui.screens.base import SWITCH_BINDINGS, RunMapsScreen, SwitchRuns, task_seed
 from bertsecrets.tui.widgets.heatmap import GUTTER, Heatmap
 from bertsecrets.tui.widgets.legend import scale_number
 
@@ -46,7 +46,7 @@ def class_line(context: RunContext, e: int, layer: int, head: int) -> str:
     return "class · " + (" │ ".join(parts) if parts else "none yet (label it on the Label screen, l)")
 
 
-class MapScreen(RunMapsScreen):
+class MapScreen(SwitchRuns, RunMapsScreen):
     """One head on one input; n/p step through inputs, ]/[ heads, }/{ layers."""
 
     PLACE = "map"
@@ -66,6 +66,7 @@ class MapScreen(RunMapsScreen):
                 tooltip="fix the difference's range, or make it larger"),
         Binding("e", "export('figure')", "export", show=False, tooltip="the panes on screen as PNG and SVG"),
         Binding("b", "export('bertviz')", "bertviz", show=False, tooltip="the input's maps as a bertviz page"),
+        *SWITCH_BINDINGS,
     ]
 
     def __init__(self) -> None:
@@ -159,7 +160,7 @@ class MapScreen(RunMapsScreen):
                 pane.show(matrix, tokens, 0.0, high)
         n = len(tokens) or next((m.shape[0] for m in matrices.values() if not isinstance(m, str)), 0)
         self.query_one("#map-context", Static).update(
-            f"[b]{escape(context.task.upper())}[/] · input [b]{s.example + 1}[/]/{context.n_examples} · L={n} · "
+            f"{task_seed(context.title, context.seed)} · input [b]{s.example + 1}[/]/{context.n_examples} · L={n} · "
             f"layer [b]{s.layer + 1}[/]/{context.n_layers} · head [b]{s.head + 1}[/]/{context.n_heads}"
         )
         self.query_one("#map-text", Static).update(example_line(context, s.example))

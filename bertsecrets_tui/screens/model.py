@@ -9,12 +9,12 @@ from textual.widgets import Static
 
 from bertsecrets.tui.markup import escape
 from bertsecrets.tui.messages import Loaded
-from bertsecrets.tui.screens.base import RunMapsScreen
+from bertsecrets.tui.screens.base import SWITCH_BINDINGS, RunMapsScreen, SwitchRuns, task_seed
 from bertsecrets.tui.screens.map import class_line, example_line
 from bertsecrets.tui.widgets.thumbnails import Thumbnails
 
 
-class ModelScreen(RunMapsScreen):
+class ModelScreen(SwitchRuns, RunMapsScreen):
     """All heads of one input as thumbnails; Enter opens the head under the cursor."""
 
     PLACE = "model"
@@ -22,6 +22,7 @@ class ModelScreen(RunMapsScreen):
         Binding("t", "role", "pre/fine-tuned"),
         Binding("plus,equals_sign", "zoom(1)", "size", key_display="+/-", tooltip="bigger thumbnails"),
         Binding("minus", "zoom(-1)", "smaller", show=False),
+        *SWITCH_BINDINGS,
     ]
 
     def __init__(self) -> None:
@@ -55,7 +56,7 @@ class ModelScreen(RunMapsScreen):
         if context is None or self.maps is None:
             return
         self.query_one("#model-context", Static).update(
-            f"[b]{escape(context.task.upper())}[/] · input [b]{s.example + 1}[/]/{context.n_examples} · L={self.maps.shape[-1]} · "
+            f"{task_seed(context.title, context.seed)} · input [b]{s.example + 1}[/]/{context.n_examples} · L={self.maps.shape[-1]} · "
             f"[b]{s.role}[/] · each thumbnail scaled to its own maximum"
         )
         self.query_one("#model-text", Static).update(example_line(context, s.example))

@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Static
 from bertsecrets.core.tasks import SETUPS
 from bertsecrets.tui.markup import escape
 from bertsecrets.tui.messages import Loaded
-from bertsecrets.tui.screens.base import StoreScreen
+from bertsecrets.tui.screens.base import SWITCH_BINDINGS, StoreScreen, SwitchRuns
 
 SHORT_SETUPS = {"finetuned": "fine-tuned", "random_init": "random init", "no_finetuning": "not tuned"}
 COLUMNS = ("task", "set-up", "metrics", "status", "dev (maps)", "model", "seed", "started")
@@ -98,12 +98,12 @@ def shown_columns(rows: list[tuple[str, ...]], width: int) -> list[int]:
     return shown
 
 
-class RunsScreen(StoreScreen):
+class RunsScreen(SwitchRuns, StoreScreen):
     """Every run in the store; Enter opens the heads of its experiment's fine-tuned run."""
 
     PLACE = "runs"
     DEPENDS = ("runs", "maps", *(table for table, _ in POST_STEPS))
-    BINDINGS = [Binding("enter", "open", "open run", priority=True)]
+    BINDINGS = [Binding("enter", "open", "open run", priority=True), *SWITCH_BINDINGS]
 
     def __init__(self) -> None:
         super().__init__()
@@ -203,6 +203,16 @@ class RunsScreen(StoreScreen):
         if run.get("error"):
             detail += f" · [red]{escape(run['error'])}[/]"
         self.query_one("#run-detail", Static).update(detail)
+
+    def current_run(self) -> str | None:
+        run = self.highlighted()
+        return run["run_id"] if run is not None else self.selection.run_id
+
+    def run_switched(self) -> None:
+        """The task and seed keys move the table's cursor to the run they chose."""
+        table = self.query_one(DataTable)
+        if self.selection.run_id in {r["run_id"] for r in self.runs}:
+            table.move_cursor(row=table.get_row_index(self.selection.run_id))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_open()

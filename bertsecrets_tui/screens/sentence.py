@@ -14,7 +14,7 @@ from bertsecrets.tui import sentence
 from bertsecrets.tui.markup import escape
 from bertsecrets.tui.messages import Loaded
 from bertsecrets.tui.reader import ROLES, Reader
-from bertsecrets.tui.screens.base import RunMapsScreen
+from bertsecrets.tui.screens.base import SWITCH_BINDINGS, RunMapsScreen, SwitchRuns, task_seed
 from bertsecrets.tui.sentence import Pane, Piece, Unit
 from bertsecrets.tui.widgets.sentence_text import SentenceText
 
@@ -37,7 +37,7 @@ def top(values: np.ndarray, units: list[Unit], skip: int, n: int = 3) -> str:
     return ", ".join(sentence.label(units[u].text, float(values[u])) for u in order) or "none"
 
 
-class SentenceScreen(RunMapsScreen):
+class SentenceScreen(SwitchRuns, RunMapsScreen):
     """The input's text coloured by the attention the selected token gives: ←/→ token, d gives/gets, j words."""
 
     PLACE = "sentence"
@@ -56,6 +56,7 @@ class SentenceScreen(RunMapsScreen):
         Binding("v", "values", "values", show=False),
         Binding("c", "scale", "scale", show=False),
         Binding("R", "rollout", "rollout", tooltip="attention rollout through every layer ([CLS]'s row first)"),
+        *SWITCH_BINDINGS,
     ]
 
     def __init__(self) -> None:
@@ -176,7 +177,7 @@ class SentenceScreen(RunMapsScreen):
         where = (f"[b]rollout[/] through all {context.n_layers} layers" if self.rollout
                  else f"layer [b]{s.layer + 1}[/]/{context.n_layers} · {which}")
         self.query_one("#sentence-context", Static).update(
-            f"[b]{escape(context.task.upper())}[/] · input [b]{s.example + 1}[/]/{context.n_examples} · L={n} · "
+            f"{task_seed(context.title, context.seed)} · input [b]{s.example + 1}[/]/{context.n_examples} · L={n} · "
             f"{where} · {self._positions(units, cursor)}"
         )
         self.query_one("#sentence-status", Static).update("\n".join(status) or escape(f"“{chosen}”"))

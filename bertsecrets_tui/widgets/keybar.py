@@ -3,7 +3,8 @@
 Textual's Footer lays its keys out in a row that is cut at the terminal's
 edge, mid-word (`esc bac`); this bar picks what fits: `? help` always (it
 lists every key), then the screen's keys in the order they are declared,
-then the app's `esc back` and `q quit`.
+then the app's `esc back` and `q quit`, and last the keys that go to another
+task's or seed's run (shown after the screen's own, where there is room).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from textual.widget import Widget
 
 #: The app's keys kept whatever the width (the help lists everything else).
 ALWAYS = ("help",)
+#: Screen keys (by action name) shown only when every other key fits: the same on every screen that shows a run.
+LAST = ("next_run",)
 
 
 @dataclass(frozen=True)
@@ -31,11 +34,15 @@ class Item:
     def width(self) -> int:
         return len(self.shown) + 1 + len(self.description)
 
+    @property
+    def last(self) -> bool:
+        return self.action.split("(", 1)[0] in LAST
+
 
 def choose(items: list[Item], width: int) -> list[Item]:
     """The items that fit ``width`` cells (one space between them), by priority, in their display order."""
-    ranked = ([i for i in items if i.from_app and i.action in ALWAYS] + [i for i in items if not i.from_app]
-              + [i for i in items if i.from_app and i.action not in ALWAYS])
+    ranked = ([i for i in items if i.from_app and i.action in ALWAYS] + [i for i in items if not i.from_app and not i.last]
+              + [i for i in items if i.from_app and i.action not in ALWAYS] + [i for i in items if i.last])
     chosen, used = set(), 0
     for item in ranked:
         cost = item.width + (1 if chosen else 0)
@@ -67,7 +74,8 @@ class KeyBar(Widget):
         self.refresh()
 
     def items(self) -> list[Item]:
-        """The shown bindings of the focused widget, the screen and the app, one per action, the app's last."""
+        """The shown bindings of the focused widget, the screen and the app, one per action: the screen's own, its
+        task and seed keys, then the app's."""
         seen: set[str] = set()
         own, app = [], []
         for key, active in self.screen.active_bindings.items():
@@ -78,7 +86,7 @@ class KeyBar(Widget):
             from_app = isinstance(active.node, App)
             item = Item(key, self.app.get_key_display(binding), binding.description, binding.action, from_app)
             (app if from_app else own).append(item)
-        return own + app
+        return [i for i in own if not i.last] + [i for i in own if i.last] + app
 
     def render(self) -> Content:
         parts = []
