@@ -130,9 +130,9 @@ TABLES: dict[str, str] = {
     ),
     'head_stability': (
         'A head against itself in another seed: per run_id, other_run_id (a fine-tuned run of the same task '
-        'and settings but another seed, whose maps cover the same inputs), layer and head: distance (the JS '
-        'distance of the two fine-tuned maps of the same input, as in head_distances), n_examples. A pair of '
-        'runs is written by whichever of them was analysed after the other had maps (or both).'
+        'and settings but a lower seed, whose maps cover the same inputs), layer and head: distance (the JS '
+        'distance of the two fine-tuned maps of the same input, as in head_distances), n_examples. Each pair '
+        "of seeds is written once, by the higher seed's run."
     ),
     'cls_rollout': (
         'Attention rollout (Abnar and Zuidema 2020) beside the raw maps, per run_id, role, layer and feature '

@@ -22,9 +22,10 @@ def quiet() -> Console:
 
 @pytest.fixture(scope="module")
 def two_seeds(tiny_store, tmp_path_factory):
-    """A copy of the tiny store with a second seed of its fine-tuned run that holds the same maps.
+    """A copy of the tiny store with another seed of its fine-tuned run, a lower one, that holds the same maps.
 
-    Its maps are the first seed's, so every head's distance to itself across these seeds is 0: a known answer.
+    Its maps are the run's own, so every head's distance to itself across these seeds is 0: a known answer.
+    Lower: a run is compared with the seeds before it, so the twin makes the run's step due again.
     """
     store, plan = tiny_store
     root = tmp_path_factory.mktemp("flow") / "store"
@@ -33,7 +34,7 @@ def two_seeds(tiny_store, tmp_path_factory):
     run_id = plan.run_ids["finetuned"]
     twin = "run-" + "f" * 16
     record = copy.run(run_id)
-    copy.catalog.write("runs", twin, [{**record, "run_id": twin, "seed": int(record["seed"]) + 1}])
+    copy.catalog.write("runs", twin, [{**record, "run_id": twin, "seed": int(record["seed"]) - 1}])
     for role in ("pretrained", "finetuned"):
         maps = copy.catalog.read_part("maps", f"{run_id}-{role}").to_pylist()
         copy.catalog.write("maps", f"{twin}-{role}", [{**m, "run_id": twin} for m in maps])
@@ -42,8 +43,9 @@ def two_seeds(tiny_store, tmp_path_factory):
 
 def test_the_flow_step_writes_its_tables_and_is_cached(two_seeds):
     store, plan, run_id, twin = two_seeds
-    assert driver.pending(store, run_id) == ["flow"]  # the tiny ingest did it; a new seed makes it due again
+    assert driver.pending(store, run_id) == ["flow"]  # the tiny ingest did it; a lower seed makes it due again
     assert [r["run_id"] for r in families.seed_siblings(store, run_id)] == [twin]
+    assert families.seed_siblings(store, twin) == []  # a higher seed is not the twin's to compare with
     assert driver.analyse(store, run_id, quiet()) == ["flow"]
     assert driver.pending(store, run_id) == []
     heads = plan.model.n_layers * plan.model.n_heads

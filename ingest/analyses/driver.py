@@ -15,7 +15,8 @@ decides its rows, so an analysis is redone only when its inputs change:
 - ``jsonl-<hash>``: relation_heads from a user's file (``analyze --relations``).
 - ``flow``: head families, head stability across seeds, head profiles and
   attention rollout (ingest.analyses.families); its key adds the fine-tuned
-  maps of the runs that differ only in their seed, so a new seed redoes it.
+  maps of the runs that differ only in their seed, a lower one (a run
+  compares itself with the seeds before it).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def keys(store: Store, run_id: str) -> dict[str, str]:
 
 
 def _sibling_maps(store: Store, run_id: str) -> list[list[str]]:
-    """(run, fine-tuned map set) of each run that differs from ``run_id`` only in its seed."""
+    """(run, fine-tuned map set) of each run that differs from ``run_id`` only in its seed, a lower one."""
     maps = {m["run_id"]: m["map_id"] for m in queries.finished_maps(store) if m["role"] == "finetuned"}
     return [[r["run_id"], maps.get(r["run_id"], "")] for r in families.seed_siblings(store, run_id)]
 

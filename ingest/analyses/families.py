@@ -10,8 +10,8 @@ maps of the runs that differ from it only in their seed) computes, per input:
   with the best silhouette in MIN_FAMILIES..MAX_FAMILIES) and a 2-D MDS embedding ->
   ``head_families``;
 - each head's distance to itself after fine-tuning (pretrained vs fine-tuned
-  map of the same input) -> ``head_families.change``, and to itself in another
-  seed's fine-tuned model -> ``head_stability``;
+  map of the same input) -> ``head_families.change``, and to itself in the
+  fine-tuned model of each lower seed -> ``head_stability``;
 - each head's profile, the share of a query's attention on disjoint kinds of
   key (PROFILE_TARGETS), mean over queries and inputs -> ``head_profiles``:
   inputs of different tasks differ, so heads are compared across tasks by
@@ -68,12 +68,15 @@ def _norm(value: Any) -> Any:
 
 
 def seed_siblings(store: Store, run_id: str) -> list[dict[str, Any]]:
-    """The other fine-tuned runs with finished maps that differ from ``run_id`` only in their seed, by seed."""
+    """The fine-tuned runs with finished maps that differ from ``run_id`` only in their seed, a lower one, by seed.
+
+    Lower only: each pair of seeds is compared once, by the later seed (a grid runs seeds in order), so a new
+    seed never makes the earlier seeds' step due again and a repeated grid does nothing."""
     record = store.run(run_id)
     same = [name for name, _ in columns() if name != "seed"]
     out = []
     for other in queries.finetuned_runs_with_maps(store, record["task"]):
-        if other["run_id"] == run_id or other["seed"] == record["seed"]:
+        if other["run_id"] == run_id or other["seed"] is None or other["seed"] >= record["seed"]:
             continue
         if all(_norm(other.get(k)) == _norm(record.get(k)) for k in ("model_used", "data_fingerprint", "device", "dtype", *same)):
             out.append(other)
