@@ -12,6 +12,7 @@ from bertsecrets.ingest.analyses import families as families_step
 from bertsecrets.store import Store
 from bertsecrets.tui import families as fam
 from bertsecrets.tui.app import BrowseApp
+from bertsecrets.tui.messages import Loaded
 from bertsecrets.tui.screens.families import FamiliesScreen
 from bertsecrets.tui.widgets.head_plot import HeadPlot
 from test_tui_snapshots import keys
@@ -93,6 +94,11 @@ async def test_the_cursor_moves_between_heads_and_the_panel_follows(store):
             assert moved == expected, key
             assert (app.selection.layer, app.selection.head) == (int(plot.points.layer[moved]), int(plot.points.head[moved]))
             start = moved
+        # The families arriving after the maps leave the maps alone (both come as Loaded messages).
+        assert isinstance(screen.maps, np.ndarray)
+        screen.post_message(Loaded("families", screen.data))
+        await pilot.pause()
+        assert isinstance(screen.maps, np.ndarray) and screen.data is not None
         await pilot.press("c")
         assert screen.colouring == "change" and plot.values is not None
         await pilot.press("enter")

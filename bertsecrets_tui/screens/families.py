@@ -77,16 +77,16 @@ class FamiliesScreen(SwitchRuns, RunMapsScreen):
         self.plot.show_message(text)
 
     def on_loaded(self, message: Loaded) -> None:
-        if message.key == "families":
-            if message.error:
-                self.data = None
-                self.plot.show_message(message.error)
-                self.query_one("#families-panel", Static).update(Text(message.error))
-            else:
-                self.data = message.value
-                self.draw()
-            return
-        super().on_loaded(message)
+        if message.key != "families":
+            return  # RunMapsScreen's handler, which Textual calls next, reads the context and the maps
+        message.prevent_default()  # ... but not this one
+        if message.error:
+            self.data = None
+            self.plot.show_message(message.error)
+            self.query_one("#families-panel", Static).update(Text(message.error))
+        else:
+            self.data = message.value
+            self.draw()
 
     def load_maps(self) -> None:
         s = self.selection
