@@ -164,21 +164,27 @@ def ablation_rows(run_id: str, task: Task, configs: list[Config], logits: np.nda
 
 def _prepare(store: Store, record: dict[str, Any], device: str, batch_size: int):
     """The torch side of one run: its sweep, the dev labels, and the mean dev loss of each configuration's logits."""
-    import torch
-
-    from bertsecrets.ingest.importance import example_losses
     from bertsecrets.ingest.sweep import Sweep, load_run
     from bertsecrets.ingest.train import pick_device
 
     torch_device = pick_device(device)
     model, data, labels = load_run(store, record, torch_device)
+    return Sweep(model, data, torch_device, batch_size), labels, _mean_losses(record, labels)
+
+
+def _mean_losses(record: dict[str, Any], labels: np.ndarray):
+    """The function from logits ``[config, example, label]`` to each configuration's mean dev loss."""
+    import torch
+
+    from bertsecrets.ingest.importance import example_losses
+
     targets = torch.as_tensor(labels)
     regression = get_task(record["task"]).label_kind == "regression"
 
     def mean_losses(logits: np.ndarray) -> np.ndarray:
         return np.array([float(example_losses(torch.from_numpy(lg), targets, regression).mean()) for lg in logits])
 
-    return Sweep(model, data, torch_device, batch_size), labels, mean_losses
+    return mean_losses
 
 
 def _bar(progress: Progress, description: str, total: int):
@@ -194,45 +200,99 @@ def ablate(store: Store, run_id: str, console: Console, progress: Progress, devi
     if not missing:
         return
     with store.lock(f"ablation-{run_id}", f"the ablation of run {run_id}"):
-        from bertsecrets.ingest.importance import head_importance
-
-        task = get_task(record["task"])
-        sweep, labels, mean_losses = _prepare(store, record, device, batch_size)
-        data = sweep.data
+        prepared = _prepare(store, record, device, batch_size)
         if "ablation" in missing:
-            configs, masks = sweep_configs(*sweep.shape)
             started = time.perf_counter()
-            logits = sweep.fast(masks, _bar(progress, f"disabling heads and layers ({len(configs)} configurations)", len(data)))
-            seconds = time.perf_counter() - started
-            store.catalog.write("ablation", run_id, ablation_rows(run_id, task, configs, logits, mean_losses(logits), labels, n_boot))
-            console.print(f"  [green]✓[/] {len(configs)} configurations (baseline, {masks.shape[1] * masks.shape[2]} heads, "
-                          f"{masks.shape[1]} layers) on {len(data)} dev examples in {fmt_seconds(seconds)}")
+            configs, masks = sweep_configs(*prepared[0].shape)
+            logits = prepared[0].fast(masks, _bar(progress, f"disabling heads and layers ({len(configs)} configurations)",
+                                                  len(prepared[0].data)))
+            write_sweep(store, record, logits, prepared[1], console, time.perf_counter() - started, n_boot)
         if "head_importance" in missing:
-            started = time.perf_counter()
-            importance = head_importance(sweep.model, data, labels, sweep.device, batch_size,
-                                         _bar(progress, "head importance (one backward pass)", len(data)))
-            order = np.argsort(-importance.ravel(), kind="stable")
-            rank = np.empty(importance.size, dtype=int)
-            rank[order] = np.arange(1, importance.size + 1)
-            store.catalog.write("head_importance", run_id, [
-                {"run_id": run_id, "layer": layer, "head": head, "importance": float(importance[layer, head]),
-                 "rank": int(rank[layer * importance.shape[1] + head])}
-                for layer in range(importance.shape[0]) for head in range(importance.shape[1])
-            ])
-            console.print(f"  [green]✓[/] head importance in {fmt_seconds(time.perf_counter() - started)}")
+            write_importance(store, record, prepared, console, progress, batch_size)
         if "pruning" in missing:
-            stored = queries.head_importance(store, run_id)
-            importance = np.array([r["importance"] for r in stored]).reshape(sweep.shape)
-            counts, masks = pruning_masks(importance)
-            started = time.perf_counter()
-            logits = sweep.fast(masks, _bar(progress, f"pruning curve ({len(counts)} points)", len(data)))
-            rows = []
-            for fraction, k, lg in zip(PRUNE_FRACTIONS, counts, logits):
-                scores = metrics.compute(task, metrics.predictions(task, lg), labels)
-                rows += [{"run_id": run_id, "fraction": fraction, "n_disabled": k, "metric": m, "value": scores[m]}
-                         for m in task.metrics]
-            store.catalog.write("pruning", run_id, rows)
-            console.print(f"  [green]✓[/] pruning curve in {fmt_seconds(time.perf_counter() - started)}")
+            write_pruning(store, record, prepared, console, progress)
+
+
+# -- its pieces, each a unit of work of its own on a cluster (``ingest/units.py``) ------------------
+
+
+def sweep_part(store: Store, run_id: str, part: int, pieces: int, progress: Progress, device: str = "auto",
+               batch_size: int = 32) -> np.ndarray:
+    """The logits ``[config, example, label]`` of piece ``part`` of the sweep cut in ``pieces`` (``sweep_parts``)."""
+    sweep = _prepare(store, finetuned_run(store, run_id), device, batch_size)[0]
+    configs, masks = sweep_configs(*sweep.shape)
+    chosen = sweep_parts(*sweep.shape, pieces)[part]
+    return sweep.fast(masks[chosen], _bar(progress, f"disabling heads and layers (piece {part + 1} of {pieces}, "
+                                                    f"{len(chosen)} configurations)", len(sweep.data)))
+
+
+def sweep_parts(n_layers: int, n_heads: int, pieces: int | None = None) -> list[np.ndarray]:
+    """The configurations of each piece of the sweep of a model of that shape (``sweep.slices``)."""
+    from bertsecrets.ingest.sweep import slices
+
+    return slices(sweep_configs(n_layers, n_heads)[1], pieces)
+
+
+def write_sweep(store: Store, record: dict[str, Any], logits: np.ndarray, labels: np.ndarray, console: Console,
+                seconds: float, n_boot: int = N_BOOT) -> None:
+    """The ``ablation`` rows of a run from the logits of every configuration of its sweep (no model needed)."""
+    run_id, task = record["run_id"], get_task(record["task"])
+    configs, masks = sweep_configs(int(record["n_layers"]), int(record["n_heads"]))
+    rows = ablation_rows(run_id, task, configs, logits, _mean_losses(record, labels)(logits), labels, n_boot)
+    store.catalog.write("ablation", run_id, rows)
+    console.print(f"  [green]✓[/] {len(configs)} configurations (baseline, {masks.shape[1] * masks.shape[2]} heads, "
+                  f"{masks.shape[1]} layers) on {len(labels)} dev examples in {fmt_seconds(seconds)}")
+
+
+def dev_labels(store: Store, run_id: str) -> np.ndarray:
+    """The gold labels of the dev inputs the sweep of a finished fine-tuned run uses."""
+    from bertsecrets.ingest.sweep import dev_split
+
+    return dev_split(store, finetuned_run(store, run_id)).labels
+
+
+def write_importance(store: Store, record: dict[str, Any], prepared, console: Console, progress: Progress,
+                     batch_size: int = 32) -> None:
+    """The ``head_importance`` rows of a run: one backward pass over its dev inputs."""
+    from bertsecrets.ingest.importance import head_importance
+
+    sweep, labels, _ = prepared
+    run_id, data = record["run_id"], sweep.data
+    started = time.perf_counter()
+    importance = head_importance(sweep.model, data, labels, sweep.device, batch_size,
+                                 _bar(progress, "head importance (one backward pass)", len(data)))
+    order = np.argsort(-importance.ravel(), kind="stable")
+    rank = np.empty(importance.size, dtype=int)
+    rank[order] = np.arange(1, importance.size + 1)
+    store.catalog.write("head_importance", run_id, [
+        {"run_id": run_id, "layer": layer, "head": head, "importance": float(importance[layer, head]),
+         "rank": int(rank[layer * importance.shape[1] + head])}
+        for layer in range(importance.shape[0]) for head in range(importance.shape[1])
+    ])
+    console.print(f"  [green]✓[/] head importance in {fmt_seconds(time.perf_counter() - started)}")
+
+
+def write_pruning(store: Store, record: dict[str, Any], prepared, console: Console, progress: Progress) -> None:
+    """The ``pruning`` rows of a run, from its stored head importance."""
+    sweep, labels, _ = prepared
+    run_id, task, data = record["run_id"], get_task(record["task"]), sweep.data
+    stored = queries.head_importance(store, run_id)
+    importance = np.array([r["importance"] for r in stored]).reshape(sweep.shape)
+    counts, masks = pruning_masks(importance)
+    started = time.perf_counter()
+    logits = sweep.fast(masks, _bar(progress, f"pruning curve ({len(counts)} points)", len(data)))
+    rows = []
+    for fraction, k, lg in zip(PRUNE_FRACTIONS, counts, logits):
+        scores = metrics.compute(task, metrics.predictions(task, lg), labels)
+        rows += [{"run_id": run_id, "fraction": fraction, "n_disabled": k, "metric": m, "value": scores[m]}
+                 for m in task.metrics]
+    store.catalog.write("pruning", run_id, rows)
+    console.print(f"  [green]✓[/] pruning curve in {fmt_seconds(time.perf_counter() - started)}")
+
+
+def prepare(store: Store, run_id: str, device: str = "auto", batch_size: int = 32):
+    """What the pieces above need of a finished fine-tuned run: its sweep, dev labels and loss function."""
+    return _prepare(store, finetuned_run(store, run_id), device, batch_size)
 
 
 # -- the ingest step ----------------------------------------------------------------

@@ -1,7 +1,8 @@
 """A grid of ingests: several tasks x seeds in one command, each task in its own terms, failures kept apart.
 
 `bertsecrets ingest mrpc rte --seeds 0,1,2` is one ingest per task and seed,
-in that order (a task's seeds share its pretrained maps and its data). Each
+in that order (a task's seeds share its pretrained maps and its data), or on a Dask
+cluster (``--workers N``, ``--scheduler ADDRESS``: ``cluster.py``). Each
 is content-addressed like a single ingest, so what the store holds is skipped
 and adding a task or a seed later computes only what is new. A task that
 cannot start (its data missing or malformed, its model refused) is reported
@@ -12,7 +13,7 @@ in one line and the grid goes on with the next task; a seed that fails
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from rich.console import Console
 from rich.text import Text
@@ -21,20 +22,8 @@ from bertsecrets.core.config import glue_dir
 from bertsecrets.core.errors import UserError
 from bertsecrets.core.settings import IngestSettings
 from bertsecrets.core.tasks import TASKS, get_task
-from bertsecrets.ingest.pipeline import ingest
-from bertsecrets.ingest.plan import Plan, make_plan
-
-
-@dataclass
-class Outcome:
-    """What became of one task and seed of a grid."""
-
-    task: str
-    seed: int
-    status: str  # done | failed
-    seconds: float
-    message: str = ""
-    plan: Plan | None = None
+from bertsecrets.ingest.pipeline import Outcome, ingest
+from bertsecrets.ingest.plan import make_plan
 
 
 def found_tasks(data_dir: str | None) -> tuple[list[str], list[str]]:
@@ -69,8 +58,17 @@ def task_names(given: list[str], data_dir: str | None) -> list[str]:
 
 
 def run_grid(base: IngestSettings, tasks: list[str], seeds: list[int], caps: dict[str, int | None],
-             console: Console) -> list[Outcome]:
-    """Ingest every task x seed (``caps``: a task's ``max_train_examples``); one outcome each, in order."""
+             console: Console, workers: int | None = None, scheduler: str | None = None) -> list[Outcome]:
+    """Ingest every task x seed (``caps``: a task's ``max_train_examples``); one outcome each, in order.
+
+    In this process, one ingest after another; with ``workers`` (processes on
+    this machine) or ``scheduler`` (a running cluster's address), as units of
+    work on Dask (``ingest/cluster.py``, imported only then).
+    """
+    if workers is not None or scheduler is not None:
+        from bertsecrets.ingest.cluster import run_grid_on_cluster
+
+        return run_grid_on_cluster(base, tasks, seeds, caps, console, workers=workers, scheduler=scheduler)
     outcomes: list[Outcome] = []
     many = len(tasks) * len(seeds) > 1
     model = None  # resolved once: its weights are hashed for the keys

@@ -355,6 +355,29 @@ def load_tokenizer(path: Path):
     return tokenizer
 
 
+def load_finetuned(folder: Path):
+    """A run's fine-tuned classifier as stored in ``folder``, computing in float32 (its weights may be float16)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    quiet_transformers()
+    return AutoModelForSequenceClassification.from_pretrained(str(folder), dtype=torch.float32)
+
+
+def round_weights(model, precision: str) -> None:
+    """Round ``model``'s float weights to ``precision`` in place (they stay float32 tensors): what storing them in
+    that precision keeps, so a run computes with the same weights whether it holds them or reads them back."""
+    import torch
+
+    if precision == "float32":
+        return
+    dtype = getattr(torch, precision)
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.to(dtype))
+
+
 def load_classifier(path: Path, num_labels: int, regression: bool, random_init: bool = False, seed: int = 0):
     """A BertForSequenceClassification from ``path``: pretrained weights, or its config with random weights.
 
@@ -369,7 +392,9 @@ def load_classifier(path: Path, num_labels: int, regression: bool, random_init: 
     torch.manual_seed(seed)
     if random_init:
         return AutoModelForSequenceClassification.from_config(cfg)
-    model, info = AutoModelForSequenceClassification.from_pretrained(str(path), config=cfg, output_loading_info=True)
+    # float32 whatever the files hold: transformers would otherwise keep a half-precision checkpoint's dtype.
+    model, info = AutoModelForSequenceClassification.from_pretrained(str(path), config=cfg, output_loading_info=True,
+                                                                     dtype=torch.float32)
     # The folder was checked against its config before any work (safetensors weights); this catches what
     # that check cannot read (pytorch_model.bin). The classifier head, and the pooler, may rightly be new.
     for kind in ("missing", "unexpected"):

@@ -20,6 +20,8 @@ the CLI.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.console import Console
 from rich.text import Text
 
@@ -38,10 +40,23 @@ from bertsecrets.store import Store
 POST_STEPS = [analyses, ablation]
 
 
+@dataclass
+class Outcome:
+    """What became of one task and seed of a grid."""
+
+    task: str
+    seed: int
+    status: str  # done | failed
+    seconds: float
+    message: str = ""
+    plan: Plan | None = None
+
+
 # -- what is done ---------------------------------------------------------------
 
 
-def _map_done(store: Store, plan: Plan, role: str) -> bool:
+def map_done(store: Store, plan: Plan, role: str) -> bool:
+    """Whether the fine-tuned run's ``role`` map set is finished and recorded for this run."""
     table = store.catalog.read_part("maps", plan.map_part(role))
     return bool(table is not None and table.num_rows and table["status"][0].as_py() == "done")
 
@@ -51,7 +66,7 @@ def run_done(store: Store, plan: Plan, setup: str) -> bool:
     if record is None or record["status"] != "done":
         return False
     if setup == "finetuned":
-        return all(_map_done(store, plan, role) for role in ROLES)
+        return all(map_done(store, plan, role) for role in ROLES)
     return True
 
 
@@ -64,20 +79,9 @@ def is_done(store: Store, plan: Plan) -> bool:
 # -- the ingest -------------------------------------------------------------------
 
 
-def ingest(settings: IngestSettings, console: Console | None = None, plan: Plan | None = None) -> Plan:
-    """Run (or resume, or confirm) the ingest ``settings`` describe (``plan``: theirs, made already); returns its plan."""
-    console = console or Console()
-    plan = plan or make_plan(settings)
-    settings = plan.settings
-    store = Store.create(config.store_path(settings.store))
-    task, data, model = plan.task, plan.data, plan.model
-    if model.notice:
-        console.print(Text.assemble(("note:", "yellow"), " ", model.notice), highlight=False)
-    if is_done(store, plan):
-        console.print(f"nothing to do: {task.title} with {model.used} (seed {settings.seed}) is already in the store "
-                      f"at {store.root}", markup=False, highlight=False)
-        return plan
-
+def describe(plan: Plan, store: Store, console: Console) -> None:
+    """The lines an ingest starts with: its data, model, training and store."""
+    task, data, model, settings = plan.task, plan.data, plan.model, plan.settings
     source = data.source.split(":", 1)
     console.print(
         f"{task.title}: {len(data.train):,} train / {len(data.dev):,} dev examples "
@@ -90,6 +94,23 @@ def ingest(settings: IngestSettings, console: Console | None = None, plan: Plan 
         f"{plan.compute.device} {plan.compute.dtype}", markup=False, highlight=False,
     )
     console.print(f"store: {store.root}", markup=False, highlight=False)
+
+
+def ingest(settings: IngestSettings, console: Console | None = None, plan: Plan | None = None) -> Plan:
+    """Run (or resume, or confirm) the ingest ``settings`` describe (``plan``: theirs, made already); returns its plan."""
+    console = console or Console()
+    plan = plan or make_plan(settings)
+    settings = plan.settings
+    store = Store.create(config.store_path(settings.store))
+    task, model = plan.task, plan.model
+    if model.notice:
+        console.print(Text.assemble(("note:", "yellow"), " ", model.notice), highlight=False)
+    if is_done(store, plan):
+        console.print(f"nothing to do: {task.title} with {model.used} (seed {settings.seed}) is already in the store "
+                      f"at {store.root}", markup=False, highlight=False)
+        return plan
+
+    describe(plan, store, console)
 
     from bertsecrets.ingest import steps  # torch from here on
 
@@ -105,4 +126,4 @@ def ingest(settings: IngestSettings, console: Console | None = None, plan: Plan 
     return plan
 
 
-__all__ = ["POST_STEPS", "ingest", "is_done", "run_done"]
+__all__ = ["Outcome", "POST_STEPS", "describe", "ingest", "is_done", "map_done", "run_done"]

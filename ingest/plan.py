@@ -104,6 +104,8 @@ def make_plan(settings: IngestSettings, compute: Compute | None = None, model: R
     run_fields = {name: resolved.get(name, values[name]) for name in keyed("run")}
     common = {**run_fields, "data": data.fingerprint, "train_version": TRAIN_VERSION}
     training = {name: values[name] for name in keyed("trained")}
+    if training["weights"] == "float32":  # what every run stored before the setting existed: their ids stay
+        del training["weights"]
     plan = Plan(settings, task, data, model, compute, content_key("exp", {**common, **training}))
     for setup in SETUPS:
         plan.run_ids[setup] = content_key("run", {**common, "setup": setup,

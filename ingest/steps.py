@@ -16,7 +16,7 @@ from bertsecrets.core.tasks import ROLES, SETUPS
 from bertsecrets.ingest import metrics
 from bertsecrets.ingest.encode import Encoded, encode, token_rows
 from bertsecrets.ingest.extract import extract_maps
-from bertsecrets.ingest.models import load_classifier, load_tokenizer, quiet_transformers
+from bertsecrets.ingest.models import load_classifier, load_finetuned, load_tokenizer, quiet_transformers, round_weights
 from bertsecrets.ingest.plan import Plan, new_record
 from bertsecrets.ingest.progress import fmt_seconds
 from bertsecrets.ingest.train import fine_tune, pick_device, predict, steps_per_epoch
@@ -65,16 +65,11 @@ class Work:
     # -- one run ---------------------------------------------------------
 
     def run(self, setup: str) -> None:
+        """One run from start to finish, in this process: its model, evaluation, and for ``finetuned`` the maps."""
         plan, store = self.plan, self.store
         run_id = plan.run_ids[setup]
         with store.lock(run_id, f"run {run_id} ({plan.task.name}, {setup})"):
-            store.clean_leftovers(run_id)
-            record = store.run(run_id) or new_record(plan, setup, self.version)
-            resumed = record.get("stage") not in (None, "start")
-            self.console.print(
-                f"[bold]{SETUPS[setup]}[/] (run {run_id})" + (" [yellow]resuming[/]" if resumed else "")
-            )
-            self._save(record, status="running", error=None, code_version=self.version)
+            record = self._start(setup)
             try:
                 model = self._model(setup, record)
                 self._evaluate(setup, record, model)
@@ -90,6 +85,55 @@ class Work:
                 self._save(record, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
                 raise
 
+    # -- the same run as units of work (``ingest/units.py``), each in a process of its own --------
+
+    def train(self, setup: str, wait: float = 0.0) -> None:
+        """A run's model and evaluation (and tokens): all of a run but its maps, which ``maps`` makes.
+
+        A run without maps ends here; a fine-tuned run stays ``running`` at stage
+        ``maps`` until ``finish`` (after both map sets). A failure is recorded by
+        whoever waits on this unit, once nothing else of the run is running.
+        """
+        plan, store = self.plan, self.store
+        run_id = plan.run_ids[setup]
+        with store.lock(run_id, f"run {run_id} ({plan.task.name}, {setup})", wait=wait):
+            record = self._start(setup)
+            model = self._model(setup, record)
+            self._evaluate(setup, record, model)
+            if setup == "finetuned":
+                self._tokens(record)
+                self._save(record, stage="maps")
+            else:
+                self._save(record, status="done", stage="done", finished_at=utcnow())
+
+    def maps(self, role: str, wait: float = 0.0) -> None:
+        """One map set of the fine-tuned run; the fine-tuned model is read back from the store."""
+        self._maps(role, None, None, wait=wait)
+
+    def finish(self, setup: str, wait: float = 0.0) -> None:
+        """Mark a run done once all its units are (its maps written)."""
+        plan, store = self.plan, self.store
+        run_id = plan.run_ids[setup]
+        with store.lock(run_id, f"run {run_id} ({plan.task.name}, {setup})", wait=wait):
+            record = store.run(run_id)
+            if record is None:
+                raise UserError(f"run {run_id} has no record to finish: run the ingest again")
+            if record["status"] != "done":
+                self._save(record, status="done", stage="done", finished_at=utcnow(), error=None)
+
+    def _start(self, setup: str) -> dict[str, Any]:
+        """The run's record, new or as stored, marked running (call it holding the run's lock)."""
+        plan, store = self.plan, self.store
+        run_id = plan.run_ids[setup]
+        store.clean_leftovers(run_id)
+        record = store.run(run_id) or new_record(plan, setup, self.version)
+        resumed = record.get("stage") not in (None, "start")
+        self.console.print(
+            f"[bold]{SETUPS[setup]}[/] (run {run_id})" + (" [yellow]resuming[/]" if resumed else "")
+        )
+        self._save(record, status="running", error=None, code_version=self.version)
+        return record
+
     def _model(self, setup: str, record: dict[str, Any]) -> torch.nn.Module:
         """The run's classifier: fine-tuned (trained now, or read back from the store) or untrained."""
         plan, store, s = self.plan, self.store, self.plan.settings
@@ -100,9 +144,7 @@ class Work:
         run_id = plan.run_ids[setup]
         folder = store.model_dir(run_id)
         if store.has_model(run_id):
-            from transformers import AutoModelForSequenceClassification
-
-            return AutoModelForSequenceClassification.from_pretrained(str(folder))
+            return load_finetuned(folder)
         model = load_classifier(plan.model.path, task.num_labels, regression, random_init=setup == "random_init", seed=s.seed)
         settings = s  # the plan's settings carry the resolved learning rate
         checkpoint = store.checkpoint_path(run_id)
@@ -120,8 +162,11 @@ class Work:
         # The log and timing first: once the weights are in place, training is not redone.
         store.catalog.write("train_log", run_id, [{"run_id": run_id, **row} for row in result.log])
         self._save(record, train_seconds=result.seconds)
+        # From here on the run computes with the weights as stored, read back or not.
+        round_weights(model, settings.weights)
         with store.staging(folder) as tmp:
-            model.save_pretrained(str(tmp), safe_serialization=True)
+            model.to(getattr(torch, settings.weights)).save_pretrained(str(tmp), safe_serialization=True)
+            model.to(torch.float32)
             self.tokenizer.save_pretrained(str(tmp))
         checkpoint.unlink(missing_ok=True)
         resumed = f", resumed at step {result.resumed_from_step}" if result.resumed_from_step else ""
@@ -165,17 +210,20 @@ class Work:
         if not self.store.catalog.has_part("tokens", run_id):
             self.store.catalog.write("tokens", run_id, token_rows(run_id, self.tokenizer, self.dev_data, plan.n_maps))
 
-    def _maps(self, role: str, record: dict[str, Any], finetuned: torch.nn.Module) -> None:
+    def _maps(self, role: str, record: dict[str, Any] | None, finetuned: torch.nn.Module | None,
+              wait: float = 0.0) -> None:
+        """One map set, unless done; ``record``: the run's, to show the stage (in-process runs only)."""
         store, map_id, part = self.store, self.plan.map_ids[role], self.plan.map_part(role)
         existing = store.catalog.read_part("maps", part)
         if existing is not None and existing.num_rows and existing["status"][0].as_py() == "done":
             return
-        self._save(record, stage=f"maps:{role}")
+        if record is not None:
+            self._save(record, stage=f"maps:{role}")
         # The pretrained maps are shared by the runs of every seed: one writer at a time.
-        with store.lock(map_id, f"map set {map_id}"):
+        with store.lock(map_id, f"map set {map_id}", wait=wait):
             self._write_maps(role, part, map_id, finetuned)
 
-    def _write_maps(self, role: str, part: str, map_id: str, finetuned: torch.nn.Module) -> None:
+    def _write_maps(self, role: str, part: str, map_id: str, finetuned: torch.nn.Module | None) -> None:
         plan, store, s = self.plan, self.store, self.plan.settings
         run_id, n = plan.run_ids["finetuned"], plan.n_maps
         attrs = {"run_id": run_id, "role": role, "task": plan.task.name, "model": plan.model.used,
@@ -191,6 +239,8 @@ class Work:
                 if role == "pretrained":  # the encoder before fine-tuning (its classifier head plays no part)
                     model = load_classifier(plan.model.path, plan.task.num_labels,
                                             plan.task.label_kind == "regression", seed=s.seed)
+                elif model is None:  # a unit of its own: the weights as stored (computing in float32, so the same maps)
+                    model = load_finetuned(store.model_dir(run_id))
                 bar = self._bar(f"maps ({role})", n, int(writer.done.sum()))
                 started = time.perf_counter()
                 extract_maps(model, self.dev_data, writer, self.device, s.extract_batch_size,

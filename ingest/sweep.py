@@ -44,6 +44,34 @@ def first_disabled_layer(configs: torch.Tensor) -> torch.Tensor:
     return torch.where(layers.any(-1), first, torch.full_like(first, configs.shape[1]))
 
 
+def slices(configs, pieces: int | None = None) -> list[np.ndarray]:
+    """The configurations ``[config, layer, head]`` cut into independent pieces of work, costliest first.
+
+    A piece holds whole groups of configurations that share their first
+    disabled layer (the baseline goes with the last layer's), so
+    :meth:`Sweep.fast` stacks exactly the configurations it would stack over
+    all of them: the logits of the pieces are the logits of the whole sweep,
+    bit for bit. One group a piece by default; ``pieces`` merges them into that
+    many (at most one a layer), balancing their cost (the layers each
+    configuration runs, plus the clean pass up to its first).
+    """
+    masks = np.asarray(configs)
+    n_layers = masks.shape[1]
+    starts = np.minimum(first_disabled_layer(torch.as_tensor(masks, dtype=torch.bool)).numpy(), n_layers - 1)
+    groups = [np.flatnonzero(starts == s) for s in sorted(set(starts.tolist()))]
+    if pieces is None or pieces >= len(groups):
+        return groups
+    bins: list[list[np.ndarray]] = [[] for _ in range(max(1, pieces))]
+    load = [0.0] * len(bins)
+    for group in groups:  # costliest (earliest start) first, each to the lightest piece so far
+        start = int(starts[group[0]])
+        i = load.index(min(load))
+        bins[i].append(group)
+        load[i] += len(group) * (n_layers - start) + start
+    order = sorted(range(len(bins)), key=lambda i: -load[i])
+    return [np.sort(np.concatenate(bins[i])) for i in order if bins[i]]
+
+
 class Sweep:
     """Evaluates configurations ``[config, layer, head]`` on one model and one encoded dev set."""
 
@@ -79,13 +107,15 @@ class Sweep:
         n_layers = self.shape[0]
         starts = first_disabled_layer(configs)
         groups = [(int(s), (starts == s).nonzero().flatten()) for s in starts.unique().tolist()]
+        # The states up to the last layer any configuration starts at (the baseline needs them all).
+        top = min(n_layers - 1, int(starts.max())) if len(configs) else 0
         out = np.zeros((len(configs), len(self.data), self.n_labels), dtype=np.float32)
         for idx in self.batches:
             inputs = collate(self.data, idx, self.device)
             with autocast(self.device):
                 hidden, mask = self.pieces.embed(inputs)
                 states = [hidden]  # states[layer]: the hidden states entering that layer
-                for layer in range(n_layers - 1):
+                for layer in range(top):
                     states.append(self.pieces.run(states[-1], mask, layer, layer + 1))
                 for start, members in groups:
                     if start == n_layers:  # nothing disabled
@@ -120,21 +150,23 @@ class Sweep:
         return out
 
 
-def load_run(store, record: dict, device: torch.device) -> tuple[torch.nn.Module, Encoded, np.ndarray]:
-    """A fine-tuned run's model, and the first ``max_examples`` inputs of its dev split (the ones with stored maps)."""
-
-    from transformers import AutoModelForSequenceClassification
-
+def dev_split(store, record: dict):
+    """The first ``max_examples`` inputs of a run's dev split (the ones with stored maps), as a ``Split``."""
     from bertsecrets.ingest.data import Split
-    from bertsecrets.ingest.encode import encode
-    from bertsecrets.ingest.models import load_tokenizer, quiet_transformers
 
-    quiet_transformers()
-    folder = store.model_dir(record["run_id"])
-    model = AutoModelForSequenceClassification.from_pretrained(str(folder))
     rows = examples(store, record["run_id"], below=int(json.loads(record["settings_json"])["max_examples"]))
     texts_b = [r["text_b"] for r in rows]
     labels = np.array([r["label"] for r in rows], dtype=np.float64)
-    split = Split([r["text_a"] for r in rows], None if all(t is None for t in texts_b) else texts_b, labels)
+    return Split([r["text_a"] for r in rows], None if all(t is None for t in texts_b) else texts_b, labels)
+
+
+def load_run(store, record: dict, device: torch.device) -> tuple[torch.nn.Module, Encoded, np.ndarray]:
+    """A fine-tuned run's model, and the first ``max_examples`` inputs of its dev split (the ones with stored maps)."""
+    from bertsecrets.ingest.encode import encode
+    from bertsecrets.ingest.models import load_finetuned, load_tokenizer
+
+    folder = store.model_dir(record["run_id"])
+    model = load_finetuned(folder)
+    split = dev_split(store, record)
     data = encode(load_tokenizer(folder), split, int(record["max_length"]))
-    return model.to(device).eval(), data, labels
+    return model.to(device).eval(), data, split.labels

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -341,10 +342,12 @@ class Store:
     # -- locks -------------------------------------------------------------
 
     @contextlib.contextmanager
-    def lock(self, name: str, what: str) -> Iterator[None]:
+    def lock(self, name: str, what: str, wait: float = 0.0) -> Iterator[None]:
         """Hold an exclusive lock for ``name``; a second writer gets a clear error.
 
-        The lock is the kernel's (flock): a killed process releases it.
+        The lock is the kernel's (flock): a killed process releases it. ``wait``:
+        seconds to keep trying first, for a writer that takes over from one just
+        killed (a process of a stopped cluster that has not exited yet).
         """
         folder = self.root / "locks"
         path = folder / f"{name}.lock"
@@ -352,17 +355,24 @@ class Store:
             folder.mkdir(exist_ok=True)
             fh = open(path, "a+")
         with fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                fh.seek(0)
-                holder = fh.read().strip() or "another process"
-                raise StoreError(f"{what} is being written by {holder}; wait for it to finish or stop it") from exc
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() < deadline:
+                        time.sleep(0.2)
+                        continue
+                    fh.seek(0)
+                    holder = fh.read().strip() or "another process"
+                    raise StoreError(f"{what} is being written by {holder}; wait for it to finish or stop it") from exc
             fh.seek(0)
             fh.truncate()
-            fh.write(f"bertsecrets pid {os.getpid()}")
+            # The host too: the writer may be a worker of a cluster on another machine.
+            fh.write(f"bertsecrets pid {os.getpid()} on {socket.gethostname()}")
             fh.flush()
             try:
                 yield

@@ -146,6 +146,37 @@ def test_the_fast_sweep_gives_the_naive_sweeps_predictions(model, dev):
     assert (fast.argmax(-1) != fast[0].argmax(-1)).any(axis=1).sum() >= 3
 
 
+def test_the_sweeps_pieces_join_to_the_whole_sweep_bit_for_bit(model, dev):
+    """A cluster sweeps a run in pieces (one per first disabled layer); joined, they are the sweep in one process."""
+    from bertsecrets.ingest.sweep import slices
+
+    data, _ = dev
+    n_layers, n_heads = model.config.num_hidden_layers, model.config.num_attention_heads
+    _, masks = ablation.sweep_configs(n_layers, n_heads)
+    pieces = slices(masks)
+    # Every configuration in exactly one piece; a piece's configurations share their first disabled layer
+    # (the baseline goes with the last layer's); the costliest (layer 0's) first.
+    assert sorted(np.concatenate(pieces).tolist()) == list(range(len(masks)))
+    assert len(pieces) == n_layers
+    assert [p.tolist() for p in pieces] == [p.tolist() for p in ablation.sweep_parts(n_layers, n_heads)]
+    firsts = [sorted({int(np.flatnonzero(m.any(-1))[0]) if m.any() else n_layers - 1 for m in masks[p]}) for p in pieces]
+    assert firsts == [[layer] for layer in range(n_layers)]
+    assert 0 in pieces[-1]  # the baseline
+    sweep = Sweep(model, data, torch.device("cpu"), batch_size=8, rows=24)
+    whole = sweep.fast(masks)
+    assert (whole.argmax(-1) != whole[0].argmax(-1)).any()  # the configurations do differ
+    for k in (None, 2):  # one piece a layer, or the layers merged into fewer pieces
+        cut = slices(masks, k)
+        assert len(cut) == (n_layers if k is None else k)
+        assert sorted(np.concatenate(cut).tolist()) == list(range(len(masks)))
+        for piece in cut:  # whole groups only: a layer's configurations are never split
+            assert all(set(g.tolist()) <= set(piece.tolist()) or not set(g.tolist()) & set(piece.tolist()) for g in pieces)
+        joined = np.zeros_like(whole)
+        for chosen in cut:
+            joined[chosen] = sweep.fast(masks[chosen])
+        np.testing.assert_array_equal(joined, whole)
+
+
 def test_the_sweep_refuses_masks_of_another_model(model, dev):
     with pytest.raises(ValueError, match=r"\[config, 3, 4\]"):
         Sweep(model, dev[0], torch.device("cpu")).fast(np.zeros((2, 6, 12), bool))

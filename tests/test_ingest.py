@@ -92,6 +92,46 @@ def test_a_changed_setting_is_a_new_run_beside_the_old(tiny_store, tiny_bert, ti
     assert make_plan(IngestSettings(**{**base, "precision": "float16"})).map_ids != plan.map_ids
 
 
+def test_half_precision_weights_are_the_float32_run_rounded_and_the_run_computes_with_them(
+        tiny_store, tiny_bert, tiny_glue, tmp_path):
+    """--weights float16 stores the weights the float32 run would store, rounded, and scores with those."""
+    from safetensors import safe_open
+
+    from bertsecrets.core.tasks import get_task
+    from bertsecrets.ingest import metrics
+    from bertsecrets.ingest.encode import encode
+    from bertsecrets.ingest.models import load_finetuned, load_tokenizer
+    from bertsecrets.ingest.sweep import dev_split
+    from bertsecrets.ingest.train import predict
+    from bertsecrets.store import queries
+
+    full_store, full_plan = tiny_store
+    settings = IngestSettings(task="mrpc", model=str(tiny_bert), data_dir=str(tiny_glue), store=str(tmp_path / "s"),
+                              setups=("finetuned",), weights="float16", **TINY_INGEST)
+    plan = make_plan(settings)
+    assert plan.run_ids["finetuned"] != full_plan.run_ids["finetuned"]
+    ingest(settings, quiet())
+    store = Store.open(tmp_path / "s")
+    run_id = plan.run_ids["finetuned"]
+    folder, full_folder = store.model_dir(run_id), full_store.model_dir(full_plan.run_ids["finetuned"])
+    with safe_open(str(folder / "model.safetensors"), "pt") as half, \
+            safe_open(str(full_folder / "model.safetensors"), "pt") as full:
+        assert set(half.keys()) == set(full.keys())
+        for name in full.keys():
+            a, b = half.get_tensor(name), full.get_tensor(name)
+            if b.is_floating_point():
+                assert a.dtype == torch.float16 and torch.equal(a, b.half()), name
+    # The stored predictions are those of the stored weights, read back.
+    record = store.run(run_id)
+    model = load_finetuned(folder).eval()
+    assert next(model.parameters()).dtype == torch.float32
+    split = dev_split(store, record)
+    logits = predict(model, encode(load_tokenizer(folder), split, int(record["max_length"])), torch.device("cpu"))
+    task = get_task("mrpc")
+    stored = [r["prediction"] for r in queries.examples(store, run_id, below=len(split.labels))]
+    assert np.array_equal(metrics.predictions(task, logits), np.asarray(stored))
+
+
 def test_training_resumes_to_the_same_weights(tiny_bert, tiny_glue, tmp_path):
     """Stopped after any step, fine-tuning continues from its checkpoint to bit-identical weights."""
     from bertsecrets.ingest.data import load_glue_dir

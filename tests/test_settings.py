@@ -32,7 +32,7 @@ def _changed(name, tmp_path):
     return {
         "store": str(tmp_path / "elsewhere"), "seed": 7, "learning_rate": 3e-4, "batch_size": 8, "epochs": 2,
         "warmup_ratio": 0.2, "weight_decay": 0.0, "max_length": 64, "max_examples": 5, "max_train_examples": 20,
-        "precision": "float16", "setups": ("finetuned",), "skip_bad_rows": True, "device": "cuda",
+        "precision": "float16", "weights": "float16", "setups": ("finetuned",), "skip_bad_rows": True, "device": "cuda",
         "eval_batch_size": 4, "extract_batch_size": 2, "checkpoint_seconds": 1.0,
     }[name]
 

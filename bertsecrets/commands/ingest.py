@@ -36,6 +36,14 @@ def add_parser(sub) -> None:
     p.add_argument("--max-train-examples", dest="max_train_examples", metavar="N|TASK=N,...",
                    help=_help("max_train_examples") + "; TASK=N caps one task of a grid, e.g. sst-2=5000, and "
                         "every table then says so")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, metavar="N",
+                       help="run the grid's units of work (fine-tunes, map sets, analyses, pieces of the sweep) on "
+                            "N worker processes of this machine (Dask), the cores shared among them; on a GPU "
+                            "machine they share its GPUs")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run them on a running Dask cluster (tcp://HOST:8786); the store must be on a file "
+                            "system every worker sees at the same path")
     add_arguments(p, skip=("store", *GRID_OPTIONS))
 
 
@@ -98,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
     for task in tasks:
         replace(base, task=task, max_train_examples=caps.get(task))  # each task's settings checked too
     out = console()
-    outcomes = run_grid(base, tasks, seeds, caps, out)
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers must be at least 1, got {args.workers}")
+    outcomes = run_grid(base, tasks, seeds, caps, out, workers=args.workers, scheduler=args.scheduler)
     if len(outcomes) == 1 and outcomes[0].status == "failed":
         raise UserError(outcomes[0].message)
     done = [o for o in outcomes if o.status == "done"]

@@ -18,6 +18,9 @@ DEBUG_ENV = "BERTSECRETS_DEBUG"
 #: Who gives a label in the labelling screen and ``labels import``.
 LABELLER_ENV = "BERTSECRETS_USER"
 
+#: Compute threads of a unit of work on a worker of a running cluster (``ingest --scheduler``); default: torch's.
+THREADS_ENV = "BERTSECRETS_THREADS"
+
 #: The secret ``browse --web`` asks for (kept out of the command line, which other users can read).
 WEB_SECRET_ENV = "BERTSECRETS_WEB_SECRET"
 
@@ -37,6 +40,12 @@ def glue_dir(explicit: str | os.PathLike | None = None) -> Path | None:
     """The local GLUE folder: the explicit argument, else $GLUE_DIR, else None (use the hub)."""
     value = explicit or os.environ.get(GLUE_ENV)
     return Path(value).expanduser() if value else None
+
+
+def worker_threads() -> int | None:
+    """The compute threads a worker's unit of work uses, from $BERTSECRETS_THREADS (None: torch's default)."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 def debug() -> bool:

@@ -22,6 +22,7 @@ from bertsecrets.core.errors import UserError
 from bertsecrets.core.tasks import SETUPS
 
 PRECISIONS = ("uint8", "float16")
+WEIGHTS = ("float32", "float16")
 DEVICES = ("auto", "cpu", "cuda")
 MAX_SEED = 2**32 - 1  # numpy's and torch's seeds
 
@@ -73,6 +74,10 @@ class IngestSettings:
         None, key="run", column="int64", metavar="N",
         help="use only the first N training examples (enters the keys through the data's fingerprint)")
     precision: str = setting("uint8", key="maps", help="uint8 (error <= 1/510) or float16")
+    weights: str = setting(
+        "float32", key="trained", metavar="PRECISION",
+        help="precision the fine-tuned weights are stored in: float32, or float16 (half the bytes; the run computes "
+             "with the rounded weights throughout; `just bench weights` compares a store's runs both ways)")
     setups: tuple[str, ...] = setting(
         tuple(SETUPS), key=None, why="which runs to make, not how each is made",
         help="comma-separated set-ups of Table 1 to run")
@@ -111,6 +116,8 @@ class IngestSettings:
             raise UserError(f"--checkpoint-every must be a number of seconds, 0 or more, got {self.checkpoint_seconds}")
         if not (_finite(self.weight_decay) and self.weight_decay >= 0):
             raise UserError(f"--weight-decay must be a number, 0 or more, got {self.weight_decay}")
+        if self.weights not in WEIGHTS:
+            raise UserError(f"--weights must be one of {', '.join(WEIGHTS)}, got {self.weights!r}")
         if self.precision not in PRECISIONS:
             raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         unknown = [s for s in self.setups if s not in SETUPS]

@@ -204,7 +204,7 @@ def relation_scores(store, run_id: str, sentences: list[Sentence], progress=None
     from bertsecrets.ingest.data import Split
     from bertsecrets.ingest.encode import encode
     from bertsecrets.ingest.extract import extract_maps
-    from bertsecrets.ingest.models import load_classifier, load_tokenizer, quiet_transformers
+    from bertsecrets.ingest.models import load_classifier, load_finetuned, load_tokenizer, quiet_transformers
     from bertsecrets.core.tasks import get_task
     from bertsecrets.ingest.train import pick_device
     from bertsecrets.store.maps import MapReader, MapWriter
@@ -228,9 +228,7 @@ def relation_scores(store, run_id: str, sentences: list[Sentence], progress=None
         if role == "pretrained":
             model = load_classifier(Path(pretrained_path), task.num_labels, regression, seed=int(record["seed"] or 0))
         else:
-            from transformers import AutoModelForSequenceClassification
-
-            model = AutoModelForSequenceClassification.from_pretrained(str(store.model_dir(run_id)))
+            model = load_finetuned(store.model_dir(run_id))
         with tempfile.TemporaryDirectory(prefix="bertsecrets-sentences-") as tmp:
             writer = MapWriter(Path(tmp) / "maps.zarr", Path(tmp) / "progress.json", data.lengths, n_layers, n_heads)
             extract_maps(model, data, writer, device, on_batch=(lambda k: progress.update(bar, advance=k)) if progress else None)
