@@ -129,10 +129,10 @@ TABLES: dict[str, str] = {
         'Inputs of two tasks differ, so the report compares a head across tasks by these profiles.'
     ),
     'head_stability': (
-        'A head against itself in another seed: per run_id, other_run_id (a fine-tuned run of the same task '
-        'and settings but a lower seed, whose maps cover the same inputs), layer and head: distance (the JS '
-        'distance of the two fine-tuned maps of the same input, as in head_distances), n_examples. Each pair '
-        "of seeds is written once, by the higher seed's run."
+        'A head against itself in another seed: per pair of fine-tuned runs of the same task and settings but'
+        ' different seeds, whose maps cover the same inputs (run_id the lower run id, other_run_id the '
+        'higher), layer and head: distance (the JS distance of the two fine-tuned maps of the same input, as '
+        'in head_distances), n_examples. Written by whichever of the two was analysed after both had maps.'
     ),
     'cls_rollout': (
         'Attention rollout (Abnar and Zuidema 2020) beside the raw maps, per run_id, role, layer and feature '

@@ -22,10 +22,10 @@ def quiet() -> Console:
 
 @pytest.fixture(scope="module")
 def two_seeds(tiny_store, tmp_path_factory):
-    """A copy of the tiny store with another seed of its fine-tuned run, a lower one, that holds the same maps.
+    """A copy of the tiny store with a second seed of its fine-tuned run that holds the same maps and inputs, its
+    other analyses recorded as done.
 
-    Its maps are the run's own, so every head's distance to itself across these seeds is 0: a known answer.
-    Lower: a run is compared with the seeds before it, so the twin makes the run's step due again.
+    Its maps are the first seed's, so every head's distance to itself across these seeds is 0: a known answer.
     """
     store, plan = tiny_store
     root = tmp_path_factory.mktemp("flow") / "store"
@@ -34,20 +34,28 @@ def two_seeds(tiny_store, tmp_path_factory):
     run_id = plan.run_ids["finetuned"]
     twin = "run-" + "f" * 16
     record = copy.run(run_id)
-    copy.catalog.write("runs", twin, [{**record, "run_id": twin, "seed": int(record["seed"]) - 1}])
+    copy.catalog.write("runs", twin, [{**record, "run_id": twin, "seed": int(record["seed"]) + 1}])
     for role in ("pretrained", "finetuned"):
         maps = copy.catalog.read_part("maps", f"{run_id}-{role}").to_pylist()
         copy.catalog.write("maps", f"{twin}-{role}", [{**m, "run_id": twin} for m in maps])
+    for table in ("examples", "tokens"):
+        rows = copy.catalog.read_part(table, run_id).to_pylist()
+        copy.catalog.write(table, twin, [{**r, "run_id": twin} for r in rows])
+    want = driver.keys(copy, twin)
+    for step in ("maps", "classes", "framenet"):
+        driver._record(copy, twin, step, want[step], 0.0)
     return copy, plan, run_id, twin
 
 
 def test_the_flow_step_writes_its_tables_and_is_cached(two_seeds):
     store, plan, run_id, twin = two_seeds
-    assert driver.pending(store, run_id) == ["flow"]  # the tiny ingest did it; a lower seed makes it due again
-    assert [r["run_id"] for r in families.seed_siblings(store, run_id)] == [twin]
-    assert families.seed_siblings(store, twin) == []  # a higher seed is not the twin's to compare with
-    assert driver.analyse(store, run_id, quiet()) == ["flow"]
-    assert driver.pending(store, run_id) == []
+    assert driver.pending(store, run_id) == []  # the tiny ingest did it; another seed does not make it due again
+    assert [r["run_id"] for r in families.seed_siblings(store, twin)] == [run_id]
+    assert driver.pending(store, twin) == ["flow"]
+    assert driver.analyse(store, twin, quiet()) == ["flow"]  # the seed analysed later writes the pair
+    assert driver.pending(store, twin) == [] and driver.pending(store, run_id) == []
+    low, high = sorted((run_id, twin))
+    assert store.catalog.parts("head_stability") == [f"{low}-{high}"]
     heads = plan.model.n_layers * plan.model.n_heads
     n = len(store.maps(run_id, "finetuned"))
     # Distances: symmetric, 0 on the diagonal, equal to a plain recomputation from the maps.
@@ -90,15 +98,15 @@ def test_the_flow_step_writes_its_tables_and_is_cached(two_seeds):
 
 def test_the_report_shows_rollout_and_stability(two_seeds, tmp_path):
     store, plan, run_id, twin = two_seeds
-    driver.analyse(store, run_id, quiet())
+    driver.analyse(store, twin, quiet())
     out = tmp_path / "report"
     assert main(["report", "--store", str(store.root), "--out", str(out), "--no-figures"]) == 0
     text = (out / "findings.md").read_text()
     assert "## Where the last layer's [CLS] attends: raw attention → attention rollout" in text
     last = plan.model.n_layers - 1
     row = next(r for r in queries.cls_rollout(store, run_id, "finetuned") if r["layer"] == last and r["feature"] == "cls")
-    # Only the first seed was analysed for rollout: its numbers alone, without a spread.
-    assert f"| cls | {row['raw']:.3f} → {row['rollout']:.3f} |" in text
+    # Both seeds hold the same maps: the same numbers, sd 0.
+    assert f"| cls | {row['raw']:.3f} ± 0.000 → {row['rollout']:.3f} ± 0.000 |" in text
     assert "## How stable is a head across seeds and tasks?" in text
     # The twin's maps are the same: every head at 0, ties in layer-major order.
     assert "| MRPC | seeds (1 pair) | L1 H1 0.000, L1 H2 0.000, L1 H3 0.000 | L3 H4 0.000, L3 H3 0.000, L3 H2 0.000 " \

@@ -14,9 +14,9 @@ decides its rows, so an analysis is redone only when its inputs change:
   'skipped' record that says how to add it (redone once it is installed).
 - ``jsonl-<hash>``: relation_heads from a user's file (``analyze --relations``).
 - ``flow``: head families, head stability across seeds, head profiles and
-  attention rollout (ingest.analyses.families); its key adds the fine-tuned
-  maps of the runs that differ only in their seed, a lower one (a run
-  compares itself with the seeds before it).
+  attention rollout (ingest.analyses.families); the comparison with other
+  seeds is written per pair of runs by whichever is analysed later, so the
+  other seeds are not part of its key.
 """
 
 from __future__ import annotations
@@ -77,15 +77,8 @@ def keys(store: Store, run_id: str) -> dict[str, str]:
                                       "classifier": classifier.settings()}),
         "framenet": content_key("an", {**base, "framenet": sentences.framenet_available(),
                                        "filters": sentences.FRAMENET_FILTERS}),
-        "flow": content_key("an", {**base, "spacy": spacy, "flow": families.settings(),
-                                   "seeds": _sibling_maps(store, run_id)}),
+        "flow": content_key("an", {**base, "spacy": spacy, "flow": families.settings()}),
     }
-
-
-def _sibling_maps(store: Store, run_id: str) -> list[list[str]]:
-    """(run, fine-tuned map set) of each run that differs from ``run_id`` only in its seed, a lower one."""
-    maps = {m["run_id"]: m["map_id"] for m in queries.finished_maps(store) if m["role"] == "finetuned"}
-    return [[r["run_id"], maps.get(r["run_id"], "")] for r in families.seed_siblings(store, run_id)]
 
 
 def _version(package: str) -> str:

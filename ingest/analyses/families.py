@@ -11,7 +11,8 @@ maps of the runs that differ from it only in their seed) computes, per input:
   ``head_families``;
 - each head's distance to itself after fine-tuning (pretrained vs fine-tuned
   map of the same input) -> ``head_families.change``, and to itself in the
-  fine-tuned model of each lower seed -> ``head_stability``;
+  fine-tuned model of every other seed with maps -> ``head_stability``, one
+  part per pair of runs (see ``stability_part``);
 - each head's profile, the share of a query's attention on disjoint kinds of
   key (PROFILE_TARGETS), mean over queries and inputs -> ``head_profiles``:
   inputs of different tasks differ, so heads are compared across tasks by
@@ -68,15 +69,12 @@ def _norm(value: Any) -> Any:
 
 
 def seed_siblings(store: Store, run_id: str) -> list[dict[str, Any]]:
-    """The fine-tuned runs with finished maps that differ from ``run_id`` only in their seed, a lower one, by seed.
-
-    Lower only: each pair of seeds is compared once, by the later seed (a grid runs seeds in order), so a new
-    seed never makes the earlier seeds' step due again and a repeated grid does nothing."""
+    """The other fine-tuned runs with finished maps that differ from ``run_id`` only in their seed, by seed."""
     record = store.run(run_id)
     same = [name for name, _ in columns() if name != "seed"]
     out = []
     for other in queries.finetuned_runs_with_maps(store, record["task"]):
-        if other["run_id"] == run_id or other["seed"] is None or other["seed"] >= record["seed"]:
+        if other["run_id"] == run_id or other["seed"] == record["seed"]:
             continue
         if all(_norm(other.get(k)) == _norm(record.get(k)) for k in ("model_used", "data_fingerprint", "device", "dtype", *same)):
             out.append(other)
@@ -282,10 +280,27 @@ def profile_rows(run_id: str, p: FlowPass) -> list[dict]:
              "n_examples": p.n} for (r, l, h, t), v in np.ndenumerate(p.profiles)]
 
 
-def stability_rows(run_id: str, p: FlowPass) -> list[dict]:
-    return [{"run_id": run_id, "other_run_id": other, "layer": i // p.n_heads, "head": i % p.n_heads,
-             "distance": float(v), "n_examples": p.n}
-            for other, values in p.stability.items() for i, v in enumerate(values)]
+def stability_part(run_a: str, run_b: str) -> str:
+    """The head_stability part of a pair of runs, whichever of them computes it: ``<lower id>-<higher id>``.
+
+    Each run's step compares it with every other seed whose maps are there, so of
+    two seeds the one analysed later (after both maps exist, in any order or on
+    any worker) always writes the pair, and writing it twice gives the same bytes
+    (the distance is symmetric, computed in the same order). No step's key holds
+    the other seeds: a new seed never makes an old one's step due again."""
+    low, high = sorted((run_a, run_b))
+    return f"{low}-{high}"
+
+
+def stability_rows(run_id: str, p: FlowPass) -> dict[str, list[dict]]:
+    """Per head_stability part, its rows (``run_id`` the lower run id of the pair)."""
+    out = {}
+    for other, values in p.stability.items():
+        low, high = sorted((run_id, other))
+        out[stability_part(run_id, other)] = [
+            {"run_id": low, "other_run_id": high, "layer": i // p.n_heads, "head": i % p.n_heads,
+             "distance": float(v), "n_examples": p.n} for i, v in enumerate(values)]
+    return out
 
 
 def rollout_rows(run_id: str, p: FlowPass) -> tuple[list[dict], pa.Table]:
@@ -316,7 +331,8 @@ def write(store: Store, run_id: str, p: FlowPass) -> None:
     cat.write("head_distances", run_id, distance_rows(run_id, p))
     cat.write("head_families", run_id, family_rows(run_id, p))
     cat.write("head_profiles", run_id, profile_rows(run_id, p))
-    cat.write("head_stability", run_id, stability_rows(run_id, p))
+    for part, rows in stability_rows(run_id, p).items():
+        cat.write("head_stability", part, rows)
     agg, tokens = rollout_rows(run_id, p)
     cat.write("cls_rollout", run_id, agg)
     cat.write("cls_rollout_tokens", run_id, tokens)
