@@ -77,9 +77,31 @@ TABLES: dict[str, str] = {
     ),
     'analyses': (
         'Which analyses of a fine-tuned run are in the catalog, and from what: one row per run_id and step '
-        "(maps, classes, framenet, flow, jsonl-<hash>); key (a hash of everything that decides the step's "
-        'rows: a step is redone when it changes), status (done, or skipped with the reason in message, e.g. '
-        'FrameNet not installed), seconds, created_at. See docs/analyses.md.'
+        '(maps, classes, framenet, norms, flow, jsonl-<hash>); key (a hash of everything that decides the '
+        "step's rows: a step is redone when it changes), status (done, or skipped with the reason in message,"
+        ' e.g. FrameNet not installed), seconds, created_at. See docs/analyses.md.'
+    ),
+    'norm_head_stats': (
+        "head_stats' statistics computed on norm-weighted maps (Kobayashi et al. 2020): each weight a_ij "
+        "times the norm of token j's transformed value vector, the norm ||f(x_j)||, each row renormalised to "
+        'sum to 1. Per run_id, role, layer, head, over n_examples inputs: entropy, attn_cls, attn_sep, '
+        'attn_punct, attn_self, attn_prev, attn_next, attn_distance as in head_stats, so attn_cls is the '
+        "share of the head's output (by norm) that comes from [CLS]; and fnorm_mean (the mean norm over an "
+        "input's tokens), fnorm_cls (of [CLS]) and fnorm_sep (the mean of the [SEP]s), averaged over inputs. "
+        'docs/store-format.md says where the norms are stored; no rows for a run whose map sets lack norms '
+        '(the analyses row of step norms says so).'
+    ),
+    'norm_feature_attention': (
+        'feature_attention on the same renormalised norm-weighted maps: run_id, role (pretrained, finetuned, '
+        'difference), layer, head, feature, value, n_examples.'
+    ),
+    'norm_head_change': (
+        'head_change on the renormalised norm-weighted maps: run_id, layer, head, cosine_mean and cosine_std '
+        'of the pretrained and the fine-tuned maps over n_examples inputs.'
+    ),
+    'norm_class_shares': (
+        'class_shares from the rule labeller applied to the renormalised norm-weighted maps, with the same '
+        'thresholds: run_id, role, layer, head, source (rules), label, share, n_maps.'
     ),
     'classifiers': (
         'The pattern classifiers trained: run_id, kind (cnn, sklearn), trained_on (person, rules), n_maps, '

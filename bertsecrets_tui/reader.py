@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # imported where it is used: the first screen does not need i
 
 #: Tables whose rows describe heads of a run (read together, see RunStats).
 HEAD_TABLES = ("head_stats", "feature_attention", "cls_attention", "head_change", "class_shares",
-               "relation_heads", "classifiers", "ablation", "head_importance", "pruning")
+               "relation_heads", "classifiers", "ablation", "head_importance", "pruning", "norm_feature_attention")
 #: Sources of machine-given pattern classes, the preferred first.
 CLASS_SOURCES = ("classifier", "rules")
 
@@ -206,6 +206,16 @@ class Reader:
         for role in ROLES:
             try:
                 out[role] = self.example(run_id, role, example)
+            except UserError as exc:
+                out[role] = str(exc)
+        return out
+
+    def both_norms(self, run_id: str, example: int) -> dict[str, np.ndarray | str]:
+        """Both models' ||f(x_j)||[layer, head, key] of one input; a role without norms gets the line saying why."""
+        out: dict[str, np.ndarray | str] = {}
+        for role in ROLES:
+            try:
+                out[role] = self.maps(run_id, role).norms(example)
             except UserError as exc:
                 out[role] = str(exc)
         return out

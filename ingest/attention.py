@@ -1,5 +1,6 @@
 """The one attention function bertsecrets registers with transformers: eager math,
-returning probabilities, with two seams: capture of the maps and disabling of heads.
+returning probabilities, with three seams: capture of the maps, of the value
+vectors (for the norms of each token's contribution), and disabling of heads.
 
 Disabling a head (the paper's section 4.6) replaces its attention map with the
 uniform distribution 1/L over the input's real tokens, so the head outputs the
@@ -13,6 +14,8 @@ Use it through :func:`attending`::
         model(**batch)
 
 ``sink(layer, probs)`` receives ``probs[batch, head, query, key]`` of every layer;
+``values(layer, value)`` receives ``value[batch, head, key, head_dim]`` (what the
+probabilities weigh; ingest/extract.py turns it into the norms ||f(x_j)||);
 ``disabled`` is a bool tensor ``[layer, head]`` (one plan for the whole batch) or
 ``[batch, layer, head]`` (a plan per input, to evaluate many in one pass).
 """
@@ -37,15 +40,17 @@ Sink = Callable[[int, torch.Tensor], None]
 class _State:
     capture: Sink | None
     disabled: torch.Tensor | None
+    values: Sink | None = None
 
 
 _STATE: contextvars.ContextVar[_State | None] = contextvars.ContextVar("bertsecrets_attention", default=None)
 
 
 @contextlib.contextmanager
-def attending(capture: Sink | None = None, disabled: torch.Tensor | None = None) -> Iterator[None]:
-    """Capture maps and/or disable heads for the forward passes inside the block."""
-    token = _STATE.set(_State(capture, disabled))
+def attending(capture: Sink | None = None, disabled: torch.Tensor | None = None,
+              values: Sink | None = None) -> Iterator[None]:
+    """Capture maps and/or value vectors, and/or disable heads, for the forward passes inside the block."""
+    token = _STATE.set(_State(capture, disabled, values))
     try:
         yield
     finally:
@@ -88,6 +93,8 @@ def bertsecrets_attention(
             probs = torch.where(off, uniform, probs)
     if state is not None and state.capture is not None:
         state.capture(module.layer_idx, probs)
+    if state is not None and state.values is not None:
+        state.values(module.layer_idx, value)
     weights = torch.nn.functional.dropout(probs, p=dropout, training=module.training)
     output = torch.matmul(weights, value).transpose(1, 2).contiguous()
     return output, probs

@@ -28,16 +28,17 @@ from rich.text import Text
 from bertsecrets.core import config
 from bertsecrets.core.settings import IngestSettings
 from bertsecrets.core.tasks import ROLES
-from bertsecrets.ingest import ablation, analyses
+from bertsecrets.ingest import ablation, analyses, backfill
 from bertsecrets.ingest.plan import Plan, code_version, make_plan
 from bertsecrets.ingest.progress import make_progress
 from bertsecrets.store import Store
 
 #: Steps that run after the runs, in order: modules with ``NAME``,
 #: ``done(store, plan) -> bool`` (cheap, no torch) and
-#: ``run(store, plan, console, progress)``. Each caches its results in the store
+#: ``run(store, plan, console, progress)`` (``backfill`` adds the norms to map
+#: sets of older ingests, before the analyses read them). Each caches its results in the store
 #: like the maps, so a finished ingest skips them too.
-POST_STEPS = [analyses, ablation]
+POST_STEPS = [backfill, analyses, ablation]
 
 
 @dataclass

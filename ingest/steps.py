@@ -7,6 +7,7 @@ import time
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import Progress
@@ -15,7 +16,7 @@ from bertsecrets.core.errors import UserError
 from bertsecrets.core.tasks import ROLES, SETUPS
 from bertsecrets.ingest import metrics
 from bertsecrets.ingest.encode import Encoded, encode, token_rows
-from bertsecrets.ingest.extract import extract_maps
+from bertsecrets.ingest.extract import extract_maps, extract_norms
 from bertsecrets.ingest.models import load_classifier, load_finetuned, load_tokenizer, quiet_transformers, round_weights
 from bertsecrets.ingest.plan import Plan, new_record
 from bertsecrets.ingest.progress import fmt_seconds
@@ -229,7 +230,8 @@ class Work:
         attrs = {"run_id": run_id, "role": role, "task": plan.task.name, "model": plan.model.used,
                  "model_revision": plan.model.revision, "dev_examples": f"the first {n} of the dev split, in order"}
         with store.map_writer(map_id, lengths=self.dev_data.lengths[:n], n_layers=plan.model.n_layers,
-                              n_heads=plan.model.n_heads, precision=s.precision, attrs=attrs) as writer:
+                              n_heads=plan.model.n_heads, precision=s.precision, attrs=attrs,
+                              norms=True) as writer:
             row = {"map_id": map_id, "run_id": run_id, "role": role, "n_examples": n, "n_layers": plan.model.n_layers,
                    "n_heads": plan.model.n_heads, "precision": s.precision, "n_values": writer.n_values(),
                    "status": "running", "created_at": utcnow()}
@@ -252,6 +254,41 @@ class Work:
             f"{role} maps: {n} examples x {plan.model.n_layers * plan.model.n_heads} heads, "
             f"{size / 1e6:.1f} MB ({size / max(row['n_values'], 1):.2f} bytes a value)"
         )
+
+
+    # -- the norms of a map set stored without them ---------------------------
+
+    def add_norms(self, role: str) -> None:
+        """Run the role's model over the stored inputs again and write only the norms ||f(x_j)||; resumable."""
+        plan, store, s = self.plan, self.store, self.plan.settings
+        map_id, run_id = plan.map_ids[role], plan.run_ids["finetuned"]
+        with store.lock(map_id, f"map set {map_id}"):
+            with store.norm_writer(map_id) as writer:
+                if writer.complete:
+                    return
+                n = len(writer.lengths)
+                if not np.array_equal(self.dev_data.lengths[:n], writer.lengths):
+                    raise UserError(f"the {role} maps of run {run_id} were made from other dev inputs than this "
+                                    f"ingest's; run `bertsecrets check --repair` to redo them")
+                if role == "pretrained":  # the encoder before fine-tuning, as when the maps were made
+                    model = load_classifier(plan.model.path, plan.task.num_labels,
+                                            plan.task.label_kind == "regression", seed=s.seed)
+                else:  # the weights as stored, as the maps were made from
+                    if not store.has_model(run_id):
+                        raise UserError(f"run {run_id} has no stored weights to add the norms with: "
+                                        "run `bertsecrets check --repair`")
+                    model = load_finetuned(store.model_dir(run_id))
+                bar = self._bar(f"norms ({role})", n, int(writer.done.sum()))
+                started = time.perf_counter()
+                extract_norms(model, self.dev_data, writer, self.device, s.extract_batch_size,
+                              on_batch=lambda k: self._advance(bar, k))
+            # The catalog's size of the map set now counts its norms, as a fresh extraction's does.
+            part = plan.map_part(role)
+            table = store.catalog.read_part("maps", part)
+            if table is not None and table.num_rows:
+                size = storage_bytes(store.maps_path(map_id))
+                store.catalog.write("maps", part, [{**r, "bytes": size} for r in table.to_pylist()])
+        self._say(f"norms added to the {role} maps: {n} inputs ({fmt_seconds(time.perf_counter() - started)})")
 
 
 def _json(value: Any) -> str:

@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from bertsecrets.core.patterns import VERTICAL_MIN
 from bertsecrets.core.settings import columns
 from bertsecrets.core.stats import spearman
 from bertsecrets.core.tasks import SETUPS, TASKS, Task, get_task
@@ -232,6 +233,21 @@ class _Reader:
     def profiles(self, run_id: str, role: str) -> list[dict[str, Any]]:
         return self._get(("profiles", run_id, role), lambda: queries.head_profiles(self.store, run_id, role))
 
+    def by_norm(self, run_id: str) -> list[dict[str, Any]]:
+        return self._get(("by_norm", run_id), lambda: queries.weight_and_norm_shares(self.store, run_id))
+
+    def norm_shares(self, run_id: str) -> dict[tuple[str, str, str], float]:
+        return self._get(("norm_shares", run_id), lambda: {
+            (r["source"], r["role"], r["label"]): float(r["share"]) for r in queries.norm_class_shares(self.store, run_id)})
+
+    def norm_change(self, run_id: str) -> dict[int, float]:
+        return self._get(("norm_change", run_id), lambda: {
+            int(r["layer"]): float(r["cosine"]) for r in queries.norm_layer_change(self.store, run_id)})
+
+    def norm_features(self, run_id: str, role: str) -> list[dict[str, Any]]:
+        return self._get(("norm_features", run_id, role),
+                         lambda: queries.norm_feature_attention(self.store, run_id, role))
+
 
 def _pct(value: float | None, sign: bool = True) -> str:
     return "-" if value is None else (f"{100 * value:+.1f}" if sign else f"{100 * value:.1f}")
@@ -325,8 +341,10 @@ def seed_runs(store: Store, run_id: str) -> list[dict[str, Any]]:
     return [seeds[s] for s in sorted(seeds)]
 
 
-def rank_test(x: np.ndarray, y: np.ndarray, n_resamples: int = N_PERMUTATIONS, seed: int = 0) -> tuple[float, float]:
-    """Spearman's ρ of ``x`` and ``y`` and its one-sided permutation p-value (ρ > 0), by shuffling the pairing."""
+def rank_test(x: np.ndarray, y: np.ndarray, n_resamples: int = N_PERMUTATIONS, seed: int = 0,
+              alternative: str = "greater") -> tuple[float, float]:
+    """Spearman's ρ of ``x`` and ``y`` and its one-sided permutation p-value (ρ > 0, or ρ < 0 with
+    ``alternative="less"``), by shuffling the pairing."""
     from scipy.stats import permutation_test, rankdata
 
     keep = ~(np.isnan(x) | np.isnan(y))
@@ -338,7 +356,7 @@ def rank_test(x: np.ndarray, y: np.ndarray, n_resamples: int = N_PERMUTATIONS, s
         return (a * b).sum(axis=axis) / np.sqrt((a * a).sum(axis=axis) * (b * b).sum())
 
     result = permutation_test((rx,), rho, permutation_type="pairings", n_resamples=n_resamples,
-                              alternative="greater", vectorized=True, random_state=seed)
+                              alternative=alternative, vectorized=True, random_state=seed)
     return float(result.statistic), float(result.pvalue)
 
 
@@ -357,11 +375,13 @@ def findings(store: Store, tasks: list[str] | None = None) -> Findings:
     out.claims += _ablation_claims(reader, out.groups)
     shared, section = _shared_heads(reader, out.groups)
     out.claims.append(shared)
+    out.claims += _norm_claims(reader, out.groups)
     out.sections += [_class_table(reader, out.groups), _change_table(reader, out.groups),
                      _feature_table(reader, out.groups), _cls_table(reader, out.groups),
                      _ablation_table(reader, out.groups)]
     if section is not None:
         out.sections.append(section)
+    out.sections += _norm_sections(reader, out.groups)
     stability = _stability(reader, out.groups)
     if stability is not None:
         out.sections.append(stability)
@@ -761,6 +781,172 @@ def _stability(reader: _Reader, groups: list[Group]) -> Section | None:
                    "seed noise.", ["task", "seeds", "mean ρ", "range"], rows)
 
 
+# -- norm-based attention (Kobayashi et al. 2020) and sinks ----------------------------------------
+
+#: A head is vertical, by weight or by norm, when a query gives [CLS] and [SEP] at least this share on average
+#: (the rule labeller's vertical threshold, applied to the head's mean).
+SINK_MIN = VERTICAL_MIN
+NO_NORMS = "no norm-weighted analyses (map sets without norms): run `bertsecrets ingest {task}`"
+
+
+def sink_classes(weight: np.ndarray, norm: np.ndarray) -> np.ndarray:
+    """Per head, from its share of [CLS]/[SEP] by weight and by norm: ``sink`` (vertical by both), ``no-op``
+    (vertical by weight, not by norm: its large weights move little) or ``other`` (not vertical by weight)."""
+    weight, norm = np.asarray(weight), np.asarray(norm)
+    return np.where(weight >= SINK_MIN, np.where(norm >= SINK_MIN, "sink", "no-op"), "other")
+
+
+def sink_test(weight: np.ndarray, norm: np.ndarray, effect: np.ndarray, n_resamples: int = N_PERMUTATIONS,
+              seed: int = 0) -> tuple[float, float]:
+    """Spearman's ρ between (weight share - norm share) on [CLS]/[SEP] and |effect of disabling the head|, and the
+    one-sided permutation p-value of ρ < 0: heads that look vertical by weight but not by norm change least."""
+    gap = np.asarray(weight, dtype=float) - np.asarray(norm, dtype=float)
+    return rank_test(gap, np.abs(np.asarray(effect, dtype=float)), n_resamples, seed, alternative="less")
+
+
+def _special(rows: list[dict[str, Any]], by: str) -> np.ndarray:
+    """Per head (layer-major), the share on [CLS] and [SEP] by weight (``by=""``) or by norm (``by="norm_"``)."""
+    return np.array([float(r[f"{by}cls"]) + float(r[f"{by}sep"]) for r in rows])
+
+
+def _norm_claims(reader: _Reader, groups: list[Group]) -> list[Claim]:
+    vanish, noop = {}, {}
+    for g in groups:
+        name = g.task.name
+        weights, norms, flags_v, texts, flags_s = [], [], [], [], []
+        have_sweep = False
+        for record in g.finetuned:
+            rows = reader.by_norm(record["run_id"])
+            if not rows:
+                continue
+            w, n = _special(rows, ""), _special(rows, "norm_")
+            weights.append(float(w.mean()))
+            norms.append(float(n.mean()))
+            flags_v.append(n.mean() < w.mean() / 2)
+            heads = {(int(x["layer"]), int(x["head"])): x["loss_delta"]
+                     for x in reader.ablation(record["run_id"], g.task.main_metric)
+                     if x["kind"] == "head" and x["loss_delta"] is not None}
+            if not heads:
+                continue
+            have_sweep = True
+            effect = np.array([heads.get((int(r["layer"]), int(r["head"])), np.nan) for r in rows])
+            rho, p = sink_test(w, n, effect)
+            kinds = sink_classes(w, n)
+            flags_s.append(rho < 0 and p < 0.05)
+            texts.append(f"seed {record['seed']}: ρ {rho:+.2f} (p {p:.3f}); {int((kinds == 'no-op').sum())} no-op, "
+                         f"{int((kinds == 'sink').sum())} sink heads")
+        if not weights:
+            vanish[name] = noop[name] = Cell(NO_NORMS.format(task=name), UNTESTED)
+            continue
+        vanish[name] = Cell(f"by weight {Spread(weights).text(digits=0)}%, by norm {Spread(norms).text(digits=0)}%",
+                            _seed_verdict(flags_v))
+        noop[name] = (Cell("; ".join(texts), _seed_verdict(flags_s)) if have_sweep
+                      else Cell("no head-disabling sweep", UNTESTED))
+    return [
+        Claim("Norms", "Weighted by ||f(x_j)||, attention to [CLS] and [SEP] largely vanishes (Kobayashi et al. 2020)",
+              "bert-base: [CLS]/[SEP] get large weights but small ||f(x)||", vanish,
+              _overall([c.verdict for c in vanish.values()]),
+              "per task: the fine-tuned model's share of [CLS] and [SEP] in the renormalised norm-weighted maps "
+              "(mean over heads and queries) is less than half their share by weight, in every seed"),
+        Claim("Norms", "Heads vertical by weight but not by norm are no-ops: disabling them changes least",
+              "(not in the paper; Kobayashi et al.'s reading of vertical heads)", noop,
+              _overall([c.verdict for c in noop.values()]),
+              "per task: Spearman's ρ between a head's (share of [CLS]/[SEP] by weight - by norm) and |dev loss "
+              f"change| when it is disabled is negative with a one-sided permutation p < 0.05 ({N_PERMUTATIONS:,} "
+              f"shuffles), in every seed. Heads with >= {SINK_MIN:.0%} on [CLS]/[SEP] by weight are 'sink' when "
+              "the norm-weighted share is too, 'no-op' when it is not"),
+    ]
+
+
+def _norm_sections(reader: _Reader, groups: list[Group]) -> list[Section]:
+    from bertsecrets.store.labels import PATTERN_CLASSES
+
+    with_norms = [g for g in groups if any(reader.by_norm(r["run_id"]) for r in g.finetuned)]
+    if not with_norms:
+        return []
+    header = ["", *[g.title for g in with_norms]]
+
+    def per_task(value: Callable[[dict[str, Any]], float | None], scale: float = 100.0, digits: int = 1) -> list[str]:
+        out = []
+        for g in with_norms:
+            values = [value(r) for r in g.finetuned]
+            out.append(Spread([v for v in values if v is not None and not math.isnan(v)]).text(scale=scale, digits=digits))
+        return out
+
+    def head_mean(column: str) -> Callable[[dict[str, Any]], float | None]:
+        def pick(record: dict[str, Any]) -> float | None:
+            rows = reader.by_norm(record["run_id"])
+            values = [float(r[column]) for r in rows if r[column] is not None]
+            return float(np.mean(values)) if values else None
+        return pick
+
+    rows = []
+    for label, column in (("[CLS]", "cls"), ("[SEP]", "sep"), ("punctuation", "punct")):
+        rows.append([f"{label}, by weight (%)", *per_task(head_mean(column))])
+        rows.append([f"{label}, by norm (%)", *per_task(head_mean(f"norm_{column}"))])
+    for label, column in (("||f(x)|| of [CLS]", "fnorm_cls"), ("||f(x)|| of [SEP]", "fnorm_sep"),
+                          ("||f(x)||, all tokens", "fnorm_mean")):
+        rows.append([label, *per_task(head_mean(column), scale=1.0, digits=2)])
+    for label in PATTERN_CLASSES:
+        rows.append([f"{label} maps, by weight (%)",
+                     *per_task(lambda r, label=label: reader.shares(r["run_id"]).get(("rules", "finetuned", label)), digits=0)])
+        rows.append([f"{label} maps, by norm (%)",
+                     *per_task(lambda r, label=label: reader.norm_shares(r["run_id"]).get(("rules", "finetuned", label)),
+                               digits=0)])
+    depth = max(g.n_layers for g in with_norms)
+    for layer in range(depth):
+        rows.append([f"cosine, layer {layer + 1}, by weight",
+                     *per_task(lambda r, layer=layer: reader.change(r["run_id"]).get(layer), scale=1.0, digits=3)])
+        rows.append([f"cosine, layer {layer + 1}, by norm",
+                     *per_task(lambda r, layer=layer: reader.norm_change(r["run_id"]).get(layer), scale=1.0, digits=3)])
+    for feature in (*LINGUISTIC, "cls", "sep"):
+        for by, ask in (("weight", reader.features), ("norm", reader.norm_features)):
+            rows.append([f"Fig. 6 {feature}, by {by}", *per_task(lambda r, ask=ask, feature=feature: _mean_feature(
+                ask(r["run_id"], "finetuned"), feature), scale=1.0, digits=3)])
+    sinks = []
+    for g in with_norms:
+        for record in g.finetuned:
+            found = reader.by_norm(record["run_id"])
+            if not found:
+                continue
+            w, n = _special(found, ""), _special(found, "norm_")
+            kinds = sink_classes(w, n)
+            heads = {(int(x["layer"]), int(x["head"])): abs(x["loss_delta"])
+                     for x in reader.ablation(record["run_id"], g.task.main_metric)
+                     if x["kind"] == "head" and x["loss_delta"] is not None}
+            effect = np.array([heads.get((int(r["layer"]), int(r["head"])), np.nan) for r in found])
+
+            def mean_effect(kind: str) -> str:
+                chosen = effect[(kinds == kind) & np.isfinite(effect)]
+                return f"{chosen.mean():.4f} ({len(chosen)})" if len(chosen) else "- (0)"
+
+            if heads:
+                rho, p = sink_test(w, n, effect)
+                test = f"{rho:+.2f}", f"{p:.4f}"
+            else:
+                test = "-", "no sweep"
+            sinks.append([g.title, str(record["seed"]), mean_effect("sink"), mean_effect("no-op"),
+                          mean_effect("other"), *test])
+    return [
+        Section("Norm-based attention (Kobayashi et al. 2020): weight beside norm",
+                "Fine-tuned model; mean over heads (and queries), mean ± sd over seeds. 'By norm': the maps "
+                "a_ij ||f(x_j)|| with each row renormalised to sum to 1 (the share of the head's output, by norm, "
+                "from each token); pattern classes by the same rules and thresholds; cosine between the pretrained "
+                "and fine-tuned maps (Fig. 5); Fig. 6 values (mean over heads).", header, rows),
+        Section("Sinks and no-ops: what disabling does to each kind of head",
+                f"Per seed: heads with >= {SINK_MIN:.0%} of attention on [CLS]/[SEP] by weight are 'sink' when their "
+                "norm-weighted share is too, 'no-op' when not; 'other' heads are not vertical by weight. Mean |dev "
+                "loss change| when a head of the kind is disabled (count in brackets); Spearman's ρ between "
+                "(weight share - norm share) and that |change|, one-sided permutation p of ρ < 0.",
+                ["task", "seed", "sink", "no-op", "other", "ρ", "p"], sinks),
+    ]
+
+
+def _mean_feature(rows: list[dict[str, Any]], feature: str) -> float | None:
+    values = [r["value"] for r in rows if r["feature"] == feature and r["value"] is not None and not math.isnan(r["value"])]
+    return float(np.mean(values)) if values else None
+
+
 # -- head stability and attention rollout (ingest.analyses.families) --------------------------------
 
 #: Heads listed at each end of a stability table.
@@ -913,6 +1099,6 @@ def markdown(found: Findings, title: str = "bertsecrets findings", figures: list
     return "\n".join(lines)
 
 
-__all__ = ["Cell", "Claim", "cut_note", "Findings", "Group", "HeadDeltas", "Section", "Spread", "findings", "groups",
+__all__ = ["sink_classes", "sink_test", "Cell", "Claim", "cut_note", "Findings", "Group", "HeadDeltas", "Section", "Spread", "findings", "groups",
            "head_deltas", "rank_test", "seed_runs",
            "markdown", "settings_line", "HOLDS", "FAILS", "MIXED", "UNTESTED"]

@@ -7,6 +7,8 @@ Layout (also written into the group's attributes and docs/store-format.md)::
     attn_<B>[example_<B>, layer, head, query_<B>, key_<B>]
     example_<B>[example_<B>]           dev example held by each row
 
+    norm_<B>[example_<B>, layer, head, key_<B>]   ||f(x_j)||, where the map set has norms
+
 Example ``e`` is ``attn_<B>[row[e], layer, head, :L, :L]`` with ``B = bucket[e]``
 and ``L = length[e]``; everything past L is zero padding. Inputs are bucketed by
 length (B = L rounded up to a multiple of 16), so padding costs little compute
@@ -16,6 +18,14 @@ and ``xarray.open_zarr`` read without this package.
 One chunk holds one example (all layers and heads): the unit a batch writes
 whole, so a write never reads back a half-written chunk, and an interrupted
 extraction resumes by rewriting the examples it had not finished.
+
+Norms (Kobayashi et al. 2020): ``norm_<B>[row[e], layer, head, j]`` is the
+length of f(x_j), token j's value vector passed through the head's slice of
+the output projection, so ``attn * norm[..., None, :]`` is the norm-weighted
+map a_ij ||f(x_j)||. Float16, one chunk per example like the maps, about 1/L
+of their values. A map set from before norms has no such arrays and is still
+valid; the ingest adds them later (``NormWriter``), and the group's attribute
+``norms`` says ``complete`` once every example has them.
 
 Default precision is uint8 through numcodecs' FixedScaleOffset (value * 255,
 rounded): the absolute error is at most 1/510. ``float16`` keeps the maps to
@@ -49,7 +59,7 @@ import zstandard
 from zarr.codecs import ZstdCodec
 
 from bertsecrets.core.settings import PRECISIONS
-from bertsecrets.store.errors import StoreCorrupt
+from bertsecrets.store.errors import StoreCorrupt, StoreError
 
 FORMAT = "bertsecrets-maps"
 FORMAT_VERSION = 1
@@ -69,12 +79,84 @@ _ZSTD_LEVEL = 1  # level 1 already reaches ~0.5 bytes a value on real maps; high
 warnings.filterwarnings("ignore", message="Numcodecs codecs are not in the Zarr version 3 specification")
 
 
+class NoNorms(StoreError):
+    """A map set from before norms were stored, not backfilled yet."""
+
+
 def bucket_of(length: int | np.ndarray, step: int = BUCKET_STEP) -> Any:
     return (np.ceil(np.asarray(length) / step) * step).astype(np.int64)
 
 
 def _array_name(bucket: int) -> str:
     return f"attn_{bucket:03d}"
+
+
+def _norm_name(bucket: int) -> str:
+    return f"norm_{bucket:03d}"
+
+
+NORM_DTYPE = np.float16
+NORMS_COMPLETE = "complete"
+
+
+def _create_norm_arrays(group: Any, members: dict[int, np.ndarray], n_layers: int, n_heads: int) -> None:
+    """The empty norm_<B> arrays beside the maps (one chunk per example, float16, zstd)."""
+    for b, rows in members.items():
+        if _norm_name(b) in group:
+            continue
+        group.create_array(
+            _norm_name(b), shape=(len(rows), n_layers, n_heads, b), chunks=(1, n_layers, n_heads, b),
+            chunk_key_encoding=_CHUNK_KEYS, fill_value=0, dimension_names=[f"example_{b:03d}", "layer", "head", f"key_{b:03d}"],
+            attributes={"description": "||f(x_j)||: each key token's value vector through the head's slice of the "
+                                       "output projection (before its bias); norm-weighted map = attn * norm[..., None, :]"},
+            dtype="float16", filters=None, compressors=[ZstdCodec(level=_ZSTD_LEVEL)],
+        )
+
+
+def _pending_batches(members: dict[int, np.ndarray], done: np.ndarray, max_examples: int) -> list["Batch"]:
+    """Runs of consecutive pending rows of one bucket, at most ``max_examples`` each."""
+    out: list[Batch] = []
+    for b, rows in members.items():
+        pending = ~done[rows]
+        row = 0
+        while row < len(rows):
+            if not pending[row]:
+                row += 1
+                continue
+            end = row
+            while end < len(rows) and pending[end] and end - row < max_examples:
+                end += 1
+            out.append(Batch(bucket=b, start=row, examples=rows[row:end]))
+            row = end
+    return out
+
+
+class _ChunkFiles:
+    """Compressed chunk files written atomically from a thread pool (one zstd compressor per thread)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="bertsecrets-zstd")
+
+    def write_rows(self, array: Any, folder: Path, start: int, chunks: np.ndarray) -> None:
+        """Chunks ``chunks[i]`` as rows ``start + i`` of ``array`` (one chunk per row)."""
+        zeros = (0,) * (array.ndim - 1)
+        keys = [array.metadata.encode_chunk_key((start + i, *zeros)) for i in range(len(chunks))]
+        for future in [self._pool.submit(self._write, folder / key, chunks[i]) for i, key in enumerate(keys)]:
+            future.result()
+
+    def _write(self, path: Path, chunk: np.ndarray) -> None:
+        compressor = getattr(self._local, "zstd", None)
+        if compressor is None:  # a compressor is not thread-safe: one per thread
+            compressor = self._local.zstd = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
+        data = compressor.compress(np.ascontiguousarray(chunk).data)
+        tmp = path.with_name(f".tmp-{path.name}")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+
+    def close(self) -> None:
+        self._pool.shutdown()
 
 
 def _codecs(precision: str) -> dict[str, Any]:
@@ -105,7 +187,12 @@ class Batch:
 
 
 class MapWriter:
-    """Creates (or reopens, to resume) one map set and writes it batch by batch."""
+    """Creates (or reopens, to resume) one map set and writes it batch by batch.
+
+    With ``norms``, a new map set gets its norm arrays too and each batch
+    writes its norms with its maps. A map set begun without them (an older
+    ingest) is resumed without them: ``NormWriter`` adds them afterwards.
+    """
 
     def __init__(
         self,
@@ -116,6 +203,7 @@ class MapWriter:
         n_heads: int,
         precision: str = "uint8",
         attrs: dict[str, Any] | None = None,
+        norms: bool = False,
     ) -> None:
         self.path = path
         self.progress_path = progress_path
@@ -134,16 +222,19 @@ class MapWriter:
         if self.done.any() or path.exists():
             if not self._compatible():
                 self.done[:] = False
-                self._create(attrs or {})
+                self._create(attrs or {}, norms)
         else:
-            self._create(attrs or {})
+            self._create(attrs or {}, norms)
         self.arrays = {b: self.group[_array_name(b)] for b in self.members}
-        self._local = threading.local()
-        self._pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="bertsecrets-zstd")
+        # Norms only where every example written here gets them: a map set begun without them stays without.
+        self.norms = norms and all(_norm_name(b) in self.group for b in self.members)
+        self.norm_arrays = {b: self.group[_norm_name(b)] for b in self.members} if self.norms else {}
+        self._files = _ChunkFiles()
+        self._mark_norms()
 
     # -- set-up ----------------------------------------------------------
 
-    def _create(self, attrs: dict[str, Any]) -> None:
+    def _create(self, attrs: dict[str, Any], norms: bool) -> None:
         group = zarr.open_group(self.path, mode="w", zarr_format=3)
         group.attrs.update(
             {
@@ -183,6 +274,8 @@ class MapWriter:
                 dimension_names=[f"example_{b:03d}"],
             )
             index[:] = members.astype(np.int32)
+        if norms:
+            _create_norm_arrays(group, self.members, self.n_layers, self.n_heads)
         self.group = group
         self._write_progress()
 
@@ -203,18 +296,15 @@ class MapWriter:
         return bool(ok)
 
     def _read_progress(self) -> np.ndarray:
-        done = np.zeros(len(self.lengths), dtype=bool)
-        try:
-            data = json.loads(self.progress_path.read_text())
-            done[np.asarray(data["done"], dtype=np.int64)] = True
-        except (FileNotFoundError, ValueError, KeyError, IndexError, TypeError):
-            pass
-        return done
+        return _read_done(self.progress_path, len(self.lengths))
 
     def _write_progress(self) -> None:
-        tmp = self.progress_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"done": np.flatnonzero(self.done).tolist()}))
-        os.replace(tmp, self.progress_path)
+        _write_done(self.progress_path, self.done)
+
+    def _mark_norms(self) -> None:
+        """Say in the group's attributes that every example has its norms, once it does."""
+        if self.norms and self.done.all() and self.group.attrs.get("norms") != NORMS_COMPLETE:
+            self.group.attrs.update({"norms": NORMS_COMPLETE})
 
     # -- writing ---------------------------------------------------------
 
@@ -224,21 +314,7 @@ class MapWriter:
 
     def batches(self, max_examples: int) -> list[Batch]:
         """The batches still to do: runs of consecutive pending rows of one bucket, at most ``max_examples`` each."""
-        out: list[Batch] = []
-        for b, members in self.members.items():
-            limit = max_examples
-            pending = ~self.done[members]
-            row = 0
-            while row < len(members):
-                if not pending[row]:
-                    row += 1
-                    continue
-                end = row
-                while end < len(members) and pending[end] and end - row < limit:
-                    end += 1
-                out.append(Batch(bucket=b, start=row, examples=members[row:end]))
-                row = end
-        return out
+        return _pending_batches(self.members, self.done, max_examples)
 
     @property
     def encoded_dtype(self) -> type:
@@ -253,34 +329,34 @@ class MapWriter:
         """A zeroed array [example, layer, head, query, key] of the encoded dtype for one batch."""
         return np.zeros((batch.size, self.n_layers, self.n_heads, batch.bucket, batch.bucket), dtype=self.encoded_dtype)
 
-    def write(self, batch: Batch, maps: np.ndarray) -> None:
-        """Store a batch's encoded maps (padded to its bucket) and record the examples as done."""
+    def norm_buffer(self, batch: Batch) -> np.ndarray:
+        """A zeroed array [example, layer, head, key] of float16 for one batch's norms."""
+        return np.zeros((batch.size, self.n_layers, self.n_heads, batch.bucket), dtype=NORM_DTYPE)
+
+    def write(self, batch: Batch, maps: np.ndarray, norms: np.ndarray | None = None) -> None:
+        """Store a batch's encoded maps (padded to its bucket), and its norms when the set has them;
+        then record the examples as done."""
         if maps.dtype != self.encoded_dtype or maps.shape[0] != batch.size:
             raise ValueError(f"expected {batch.size} maps of dtype {np.dtype(self.encoded_dtype)}, got {maps.shape} {maps.dtype}")
-        array = self.arrays[batch.bucket]
-        folder = self.path / array.basename
+        if self.norms and (norms is None or norms.dtype != NORM_DTYPE or norms.shape[0] != batch.size):
+            raise ValueError(f"this map set keeps norms: expected {batch.size} float16 norms with the maps")
         for i, length in enumerate(self.lengths[batch.examples]):
             # Padding queries carry garbage probabilities; the layout promises zeros.
             maps[i, :, :, length:, :] = 0
             maps[i, :, :, :, length:] = 0
-        keys = [array.metadata.encode_chunk_key((batch.start + i, 0, 0, 0, 0)) for i in range(batch.size)]
-        for future in [self._pool.submit(self._write_chunk, folder / key, maps[i]) for i, key in enumerate(keys)]:
-            future.result()
+            if self.norms:
+                norms[i, :, :, length:] = 0
+        array = self.arrays[batch.bucket]
+        self._files.write_rows(array, self.path / array.basename, batch.start, maps)
+        if self.norms:
+            array = self.norm_arrays[batch.bucket]
+            self._files.write_rows(array, self.path / array.basename, batch.start, norms)
         self.done[batch.examples] = True
         self._write_progress()
-
-    def _write_chunk(self, path: Path, chunk: np.ndarray) -> None:
-        compressor = getattr(self._local, "zstd", None)
-        if compressor is None:  # a compressor is not thread-safe: one per thread
-            compressor = self._local.zstd = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
-        data = compressor.compress(np.ascontiguousarray(chunk).data)
-        tmp = path.with_name(f".tmp-{path.name}")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
+        self._mark_norms()
 
     def close(self) -> None:
-        self._pool.shutdown()
+        self._files.close()
 
     def __enter__(self) -> "MapWriter":
         return self
@@ -290,6 +366,88 @@ class MapWriter:
 
     def n_values(self) -> int:
         return int((self.lengths.astype(np.int64) ** 2).sum() * self.n_layers * self.n_heads)
+
+
+def _read_done(progress_path: Path, n: int) -> np.ndarray:
+    done = np.zeros(n, dtype=bool)
+    try:
+        data = json.loads(progress_path.read_text())
+        done[np.asarray(data["done"], dtype=np.int64)] = True
+    except (FileNotFoundError, ValueError, KeyError, IndexError, TypeError):
+        pass
+    return done
+
+
+def _write_done(progress_path: Path, done: np.ndarray) -> None:
+    tmp = progress_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"done": np.flatnonzero(done).tolist()}))
+    os.replace(tmp, progress_path)
+
+
+class NormWriter:
+    """Adds the norms to a finished map set that lacks them, batch by batch; never touches its maps.
+
+    The inputs' lengths and rows are the map set's own; progress is kept in its
+    own file, so an interrupted backfill resumes where it stopped.
+    """
+
+    def __init__(self, path: Path, progress_path: Path) -> None:
+        self.path, self.progress_path = path, progress_path
+        try:
+            self.group = zarr.open_group(path, mode="r+")
+            attrs = dict(self.group.attrs)
+            if attrs.get("format") != FORMAT:
+                raise ValueError("not a bertsecrets map set")
+            self.lengths = self.group["length"][:].astype(np.int64)
+            self.n_layers, self.n_heads = int(attrs["n_layers"]), int(attrs["n_heads"])
+            self.members = {int(b): self.group[f"example_{int(b):03d}"][:].astype(np.int64) for b in attrs["buckets"]}
+        except Exception as exc:
+            raise StoreCorrupt(f"attention maps at {path} are unreadable ({exc}); run `bertsecrets check`") from exc
+        if attrs.get("norms") == NORMS_COMPLETE:
+            self.done = np.ones(len(self.lengths), dtype=bool)
+        else:
+            self.done = _read_done(progress_path, len(self.lengths))
+            if not all(_norm_name(b) in self.group for b in self.members):
+                self.done[:] = False  # norm arrays made anew: nothing in them yet
+                _create_norm_arrays(self.group, self.members, self.n_layers, self.n_heads)
+        self.arrays = {b: self.group[_norm_name(b)] for b in self.members}
+        self._files = _ChunkFiles()
+        self._finish()
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.done.all())
+
+    def batches(self, max_examples: int) -> list[Batch]:
+        return _pending_batches(self.members, self.done, max_examples)
+
+    def buffer(self, batch: Batch) -> np.ndarray:
+        return np.zeros((batch.size, self.n_layers, self.n_heads, batch.bucket), dtype=NORM_DTYPE)
+
+    def write(self, batch: Batch, norms: np.ndarray) -> None:
+        if norms.dtype != NORM_DTYPE or norms.shape[0] != batch.size:
+            raise ValueError(f"expected {batch.size} float16 norms, got {norms.shape} {norms.dtype}")
+        for i, length in enumerate(self.lengths[batch.examples]):
+            norms[i, :, :, length:] = 0
+        array = self.arrays[batch.bucket]
+        self._files.write_rows(array, self.path / array.basename, batch.start, norms)
+        self.done[batch.examples] = True
+        _write_done(self.progress_path, self.done)
+        self._finish()
+
+    def _finish(self) -> None:
+        if self.complete and self.group.attrs.get("norms") != NORMS_COMPLETE:
+            self.group.attrs.update({"norms": NORMS_COMPLETE})
+            self.progress_path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self._files.close()
+
+    def __enter__(self) -> "NormWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class MapReader:
@@ -312,6 +470,52 @@ class MapReader:
         self.n_layers = int(attrs["n_layers"])
         self.n_heads = int(attrs["n_heads"])
         self.precision = attrs["precision"]
+
+    # -- norms -------------------------------------------------------------
+
+    @property
+    def has_norms(self) -> bool:
+        """Whether every example has its norms ||f(x_j)|| (map sets of older ingests have none until backfilled)."""
+        return self.attrs.get("norms") == NORMS_COMPLETE
+
+    def _norms(self, e: int, key: tuple) -> np.ndarray:
+        if not self.has_norms:
+            raise NoNorms(f"no norms in the map set at {self.path}: run `bertsecrets ingest "
+                          f"{self.attrs.get('task', 'TASK')}` to add them")
+        if not 0 <= e < len(self.lengths):
+            raise IndexError(f"example {e} is not in this map set (0..{len(self.lengths) - 1})")
+        b, row, length = int(self.buckets[e]), int(self.rows[e]), int(self.lengths[e])
+        try:
+            return np.asarray(self.group[_norm_name(b)][(row, *key, slice(0, length))], dtype=np.float32)
+        except Exception as exc:
+            raise StoreCorrupt(f"norms of example {e} in {self.path} are unreadable ({type(exc).__name__}); "
+                               "run `bertsecrets check`") from exc
+
+    def norms(self, e: int) -> np.ndarray:
+        """||f(x_j)||[layer, head, key] of example ``e`` (L keys)."""
+        return self._norms(e, (slice(None), slice(None)))
+
+    def head_norms(self, e: int, layer: int, head: int) -> np.ndarray:
+        """||f(x_j)||[key] of one head on example ``e``."""
+        self._check(layer, head)
+        return self._norms(e, (layer, head))
+
+    def weighted_head(self, e: int, layer: int, head: int) -> np.ndarray:
+        """The norm-weighted map of one head, rows renormalised to sum to 1: a_ij ||f(x_j)|| / sum_k a_ik ||f(x_k)||."""
+        return renormalise(self.head(e, layer, head) * self.head_norms(e, layer, head)[None, :])
+
+    def iter_norm_buckets(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(examples, norm[example, layer, head, key]) per bucket, in the order of ``iter_buckets``."""
+        if not self.has_norms:
+            raise NoNorms(f"no norms in the map set at {self.path}: run `bertsecrets ingest "
+                          f"{self.attrs.get('task', 'TASK')}` to add them")
+        for b in self.arrays:
+            examples = self.group[f"example_{b:03d}"][:].astype(np.int64)
+            try:
+                data = np.asarray(self.group[_norm_name(b)][:], dtype=np.float32)
+            except Exception as exc:
+                raise StoreCorrupt(f"norms in {self.path} are unreadable ({type(exc).__name__}); run `bertsecrets check`") from exc
+            yield examples, data
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -384,6 +588,12 @@ class MapReader:
         return out
 
 
+def renormalise(weighted: np.ndarray) -> np.ndarray:
+    """Rows of ``weighted[..., query, key]`` divided by their sums (rows summing to 0, padding, stay 0)."""
+    sums = weighted.sum(axis=-1, keepdims=True)
+    return np.divide(weighted, sums, out=np.zeros_like(weighted), where=sums > 0)
+
+
 def forget_examples(path: Path, progress_path: Path, examples: list[int]) -> None:
     """Make a map set's writer redo ``examples`` when it resumes: progress first, then their chunks.
 
@@ -408,4 +618,4 @@ def storage_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
 
-__all__ = ["MapWriter", "MapReader", "Batch", "bucket_of", "forget_examples", "PRECISIONS", "MAX_ABS_ERROR", "storage_bytes"]
+__all__ = ["MapWriter", "MapReader", "NormWriter", "NoNorms", "renormalise", "Batch", "bucket_of", "forget_examples", "PRECISIONS", "MAX_ABS_ERROR", "storage_bytes"]

@@ -428,6 +428,42 @@ def catalog_columns(store: Store) -> list[dict[str, Any]]:
         "ORDER BY list_position(?, table_name), ordinal_position", [list(TABLES), list(TABLES)])
 
 
+# -- norm-weighted attention (Kobayashi et al. 2020) and sinks ----------------------------------
+
+
+def norm_class_shares(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """Each pattern class's share of the norm-weighted maps (rule labels), per model (``role``)."""
+    return store.rows("SELECT source, role, label, avg(share) AS share FROM norm_class_shares WHERE run_id = ? "
+                      "GROUP BY source, role, label ORDER BY source, role, label", [run_id])
+
+
+def norm_feature_attention(store: Store, run_id: str, role: str) -> list[dict[str, Any]]:
+    """Every head's norm-weighted attention to each token type (Fig. 6) for one model, by layer, head and type."""
+    return store.rows("SELECT layer, head, feature, value FROM norm_feature_attention WHERE run_id = ? AND role = ? "
+                      "ORDER BY layer, head, feature", [run_id, role])
+
+
+def norm_layer_change(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """Per layer, the mean cosine between the pretrained and the fine-tuned norm-weighted maps, by layer."""
+    return store.rows("SELECT layer, avg(cosine_mean) AS cosine FROM norm_head_change WHERE run_id = ? "
+                      "GROUP BY layer ORDER BY layer", [run_id])
+
+
+def weight_and_norm_shares(store: Store, run_id: str, role: str = "finetuned") -> list[dict[str, Any]]:
+    """Per head of one model, where attention goes by weight and by norm, by layer and head.
+
+    Columns: layer, head; cls, sep, punct (mean weight a query gives them, head_stats); norm_cls,
+    norm_sep, norm_punct (their share of the renormalised norm-weighted map, norm_head_stats);
+    fnorm_mean, fnorm_cls, fnorm_sep (mean ||f(x_j)||). Empty when the run has no norm-weighted rows.
+    """
+    return store.rows("""
+        SELECT w.layer, w.head, w.attn_cls AS cls, w.attn_sep AS sep, w.attn_punct AS punct,
+               n.attn_cls AS norm_cls, n.attn_sep AS norm_sep, n.attn_punct AS norm_punct,
+               n.fnorm_mean, n.fnorm_cls, n.fnorm_sep
+        FROM head_stats w JOIN norm_head_stats n USING (run_id, role, layer, head)
+        WHERE w.run_id = ? AND w.role = ? ORDER BY w.layer, w.head""", [run_id, role])
+
+
 # -- head families, stability and attention rollout ------------------------------------------------
 
 

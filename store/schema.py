@@ -244,6 +244,21 @@ ANALYSES = pa.schema(  # which analyses of a run are in the catalog, and from wh
     ]
 )
 
+# -- the same analyses on norm-weighted maps (Kobayashi et al. 2020) -----------------
+# a_ij ||f(x_j)||, rows renormalised to sum to 1 (docs/store-format.md); same columns as their weight-based tables.
+
+NORM_HEAD_STATS = pa.schema(
+    [
+        *HEAD_STATS,  # each statistic on the renormalised norm-weighted maps
+        ("fnorm_mean", pa.float64()),  # mean ||f(x_j)|| over an input's key tokens, mean over inputs
+        ("fnorm_cls", pa.float64()),  # ||f(x_j)|| of [CLS]
+        ("fnorm_sep", pa.float64()),  # mean ||f(x_j)|| of the [SEP]s
+    ]
+)
+NORM_FEATURE_ATTENTION = FEATURE_ATTENTION
+NORM_HEAD_CHANGE = HEAD_CHANGE
+NORM_CLASS_SHARES = CLASS_SHARES
+
 # -- head families, stability and attention rollout (ingest.analyses.families) --------
 
 HEAD_DISTANCES = pa.schema(  # Jensen-Shannon distance between two heads' maps of the same input, mean over inputs
@@ -400,6 +415,10 @@ TABLES: dict[str, pa.Schema] = {
     "ablation_seeds": ABLATION_SEEDS,
     "head_importance": HEAD_IMPORTANCE,
     "pruning": PRUNING,
+    "norm_head_stats": NORM_HEAD_STATS,
+    "norm_feature_attention": NORM_FEATURE_ATTENTION,
+    "norm_head_change": NORM_HEAD_CHANGE,
+    "norm_class_shares": NORM_CLASS_SHARES,
     "head_distances": HEAD_DISTANCES,
     "head_families": HEAD_FAMILIES,
     "head_profiles": HEAD_PROFILES,

@@ -31,7 +31,7 @@ import duckdb
 
 from bertsecrets.store.catalog import Catalog, dir_mode, file_mode
 from bertsecrets.store.errors import NotAStore, StoreCorrupt, StoreError, StoreReadOnly, writing
-from bertsecrets.store.maps import MapReader, MapWriter, forget_examples
+from bertsecrets.store.maps import MapReader, MapWriter, NormWriter, forget_examples
 from bertsecrets.store.schema import SCHEMA_VERSION, TABLES
 
 MARKER = "bertsecrets-store.json"
@@ -293,6 +293,12 @@ class Store:
             path.parent.mkdir(parents=True, exist_ok=True)
             return MapWriter(path, self.progress_path(map_id), **kwargs)
 
+    def norm_writer(self, map_id: str) -> NormWriter:
+        """A writer that adds the norms to an existing map set (its own progress file: resumable)."""
+        path = self.maps_path(map_id)
+        with writing(path.parent):
+            return NormWriter(path, self.maps_path(map_id).with_suffix(".norms-progress.json"))
+
     def forget_maps(self, map_id: str, examples: Iterable[int] | None = None) -> None:
         """Make a map set's writer redo ``examples`` (all of them when None) when its ingest resumes.
 
@@ -304,6 +310,7 @@ class Store:
         with writing(path.parent):
             if examples is None:
                 self.progress_path(map_id).unlink(missing_ok=True)
+                path.with_suffix(".norms-progress.json").unlink(missing_ok=True)
                 if path.exists():
                     old = path.with_name(f".old-{path.name}-{os.getpid()}")
                     os.replace(path, old)

@@ -222,7 +222,7 @@ async def test_tasks_screen_shows_every_claim_table_and_head_effect(task_grid_st
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot, "k")
         assert app.current_mode == "tasks"
-        assert text_of(app, "#tasks-context").startswith("2 tasks (MRPC, STS-B*) · seeds 0, 1 · 12 claims")
+        assert text_of(app, "#tasks-context").startswith("2 tasks (MRPC, STS-B*) · seeds 0, 1 · 14 claims")
         assert "STS-B*: fine-tuned on the first 24 training examples only" in text_of(app, "#tasks-notes")
         table = app.screen.query_one("#tasks-claims", DataTable)
         assert table.row_count == len(found.claims)

@@ -31,7 +31,7 @@ def _tmux(*args: str) -> str:
 #: Screens whose focus is a text input: a letter key types there, so its binding does not work and is not shown.
 TYPING = {"sql"}
 #: What a screen shows once its reads are done (the tiny store: one task, one seed).
-CONTENT = {"tasks": "1 task (MRPC) · seeds 0 · 12 claims", "runs": "T/S task/seed"}
+CONTENT = {"tasks": "1 task (MRPC) · seeds 0 · 14 claims", "runs": "T/S task/seed"}
 
 
 def _shown_bindings(cls, typing: bool = False) -> list[str]:

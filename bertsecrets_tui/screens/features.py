@@ -1,4 +1,8 @@
-"""The Features screen: per head, attention to each token type, pretrained, fine-tuned and the difference (Fig. 6)."""
+"""The Features screen: per head, attention to each token type, pretrained, fine-tuned and the difference (Fig. 6).
+
+`N` switches the grids between the weights and the norm-weighted maps
+(a_ij ||f(x_j)||, rows renormalised: the norm_feature_attention table).
+"""
 
 from __future__ import annotations
 
@@ -21,9 +25,13 @@ from bertsecrets.tui.widgets.tables import fill
 TITLES = {"pretrained": "pretrained", "finetuned": "fine-tuned", "difference": "fine-tuned − pretrained"}
 
 
-def feature_grids(stats: RunStats, feature: str) -> dict[str, Grid]:
+#: The table the grids read, by what `N` chose.
+TABLES = {"weight": "feature_attention", "norm": "norm_feature_attention"}
+
+
+def feature_grids(stats: RunStats, feature: str, table: str = "feature_attention") -> dict[str, Grid]:
     """The three grids of one feature: both models on one colour scale, and their difference."""
-    values = {role: per_head(stats, of_role(stats, "feature_attention", role, feature=feature), "value") for role in ROLES}
+    values = {role: per_head(stats, of_role(stats, table, role, feature=feature), "value") for role in ROLES}
     finite = np.concatenate([v[np.isfinite(v)] for v in values.values()])
     high = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
     grids = {role: Grid(v, "seq", 0.0, high) for role, v in values.items()}
@@ -38,11 +46,13 @@ class FeaturesScreen(FixedRange, SwitchRuns, StoreScreen):
     """Attention to nouns, verbs, pronouns, subjects, objects, negation, [CLS] and [SEP], head by head."""
 
     PLACE = "features"
-    DEPENDS = ("feature_attention", "cls_attention")
+    DEPENDS = ("feature_attention", "cls_attention", "norm_feature_attention")
     BINDINGS = [
         Binding("x", "feature(1)", "feature", key_display="x/X", tooltip="next feature"),
         Binding("X", "feature(-1)", "previous feature", show=False),
         Binding("t", "role", "[CLS] table: pre/fine-tuned"),
+        Binding("N", "weighting", "norm", show=False,
+                tooltip="the grids by weight, or by norm: a_ij·‖f(x_j)‖, rows renormalised (Kobayashi et al. 2020)"),
         *RANGE_BINDINGS,
         *SWITCH_BINDINGS,
     ]
@@ -53,6 +63,7 @@ class FeaturesScreen(FixedRange, SwitchRuns, StoreScreen):
         self.feature: str | None = None
         self.cls_role = "finetuned"
         self.grids: dict[str, Grid] = {}
+        self.weighting = "weight"
 
     def compose(self) -> ComposeResult:
         yield from self.compose_nav()
@@ -85,8 +96,12 @@ class FeaturesScreen(FixedRange, SwitchRuns, StoreScreen):
         self.draw()
         self.fill_cls()
 
+    @property
+    def table(self) -> str:
+        return TABLES[self.weighting]
+
     def features(self) -> list[str]:
-        return distinct(self.stats, "feature_attention", "feature") if self.stats else []
+        return distinct(self.stats, self.table, "feature") if self.stats else []
 
     def draw(self) -> None:
         stats = self.stats
@@ -94,13 +109,18 @@ class FeaturesScreen(FixedRange, SwitchRuns, StoreScreen):
             return
         features = self.features()
         context = self.query_one("#features-context", Static)
+        if not features and self.weighting == "norm":
+            self.show_error(f"norm-weighted attention to features: none (map sets without norms?): run "
+                            f"`bertsecrets ingest {stats.task}`, then N shows it (N: weights)")
+            context.update(f"[b]{escape(stats.task.upper())}[/] · by norm (N)")
+            return
         if not features:
             self.show_error(f"attention to features: not computed yet: run `bertsecrets analyze {stats.task}`")
             context.update(f"{task_seed(stats.title, stats.seed)} · {escape(stats.run_id)}")
             return
         if self.feature not in features:
             self.feature = features[0]
-        self.grids = feature_grids(stats, self.feature)
+        self.grids = feature_grids(stats, self.feature, self.table)
         for name, grid in self.grids.items():
             widget = self.query_one(f"#feature-{name}", HeadGrid)
             if name == "difference":
@@ -109,7 +129,8 @@ class FeaturesScreen(FixedRange, SwitchRuns, StoreScreen):
             widget.show(grid)
             widget.move_cursor(self.selection.layer, self.selection.head, announce=False)
         chosen = " ".join(f"[reverse b] {escape(f)} [/]" if f == self.feature else escape(f) for f in features)
-        context.update(f"{task_seed(stats.title, stats.seed)} · attention to: {chosen}")
+        by = " · by norm: a·‖f(x)‖, rows renormalised (N)" if self.weighting == "norm" else ""
+        context.update(f"{task_seed(stats.title, stats.seed)} · attention to: {chosen}{by}")
         self.describe()
 
     def fitted_span(self) -> float | None:
@@ -123,7 +144,7 @@ class FeaturesScreen(FixedRange, SwitchRuns, StoreScreen):
             return
         layer, head = self.selection.layer, self.selection.head
         pre, ft, diff = (self.grids[k].values[layer, head] for k in ("pretrained", "finetuned", "difference"))
-        rows = of_role(self.stats, "feature_attention", "finetuned", feature=self.feature, layer=layer, head=head)
+        rows = of_role(self.stats, self.table, "finetuned", feature=self.feature, layer=layer, head=head)
         n = rows[0]["n_examples"] if rows else None
         self.query_one("#features-status", Static).update(
             f"layer [b]{layer + 1}[/] head [b]{head + 1}[/] · {escape(self.feature)}: pretrained [b]{fmt(pre)}[/] · "
@@ -168,6 +189,10 @@ class FeaturesScreen(FixedRange, SwitchRuns, StoreScreen):
             index = features.index(self.feature) if self.feature in features else 0
             self.feature = features[(index + step) % len(features)]
             self.draw()
+
+    def action_weighting(self) -> None:
+        self.weighting = "norm" if self.weighting == "weight" else "weight"
+        self.draw()
 
     def action_role(self) -> None:
         self.cls_role = "pretrained" if self.cls_role == "finetuned" else "finetuned"

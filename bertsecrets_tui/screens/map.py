@@ -1,4 +1,9 @@
-"""The Map view: one head on one input, pretrained, fine-tuned and their difference, with tokens and values."""
+"""The Map view: one head on one input, pretrained, fine-tuned and their difference, with tokens and values.
+
+`N` switches between the attention weights a_ij and the norm-weighted maps
+a_ij ||f(x_j)|| (Kobayashi et al. 2020), each row renormalised to sum to 1 as
+the analyses' norm_* tables read them.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Static
 
+from bertsecrets.store.maps import renormalise
 from bertsecrets.tui import export
 from bertsecrets.tui.markup import escape
 from bertsecrets.tui.messages import Loaded
@@ -23,6 +29,10 @@ SHORT = {"pretrained": "pre", "finetuned": "ft", "difference": "Δ"}
 VIEWS = ("finetuned", "all", "pretrained", "difference")  # `v` goes from one pane to all three first
 #: Colour scales `c` cycles through: each map its own range, 0..1 (difference ±1), or 0..1 with the difference at ±span.
 SCALES = ("per map", "0..1", "fixed")
+#: What `N` switches between: the weights, or the norm-weighted maps.
+WEIGHTINGS = ("weight", "norm")
+#: The status line's words for each (the weights, the default, say nothing, as before norms were kept).
+WEIGHTING_WORDS = {"weight": "", "norm": "by norm: a·‖f(x)‖, rows renormalised (N: weights)"}
 
 
 def example_line(context: RunContext, e: int) -> str:
@@ -64,6 +74,8 @@ class MapScreen(SwitchRuns, RunMapsScreen):
                 tooltip="fix the difference's range, or make it smaller"),
         Binding("greater_than_sign", "span(1)", "larger fixed range", show=False,
                 tooltip="fix the difference's range, or make it larger"),
+        Binding("N", "weighting", "norm", key_display="N", show=False,
+                tooltip="weights a_ij, or norm-weighted maps a_ij·‖f(x_j)‖ (rows renormalised; Kobayashi et al. 2020)"),
         Binding("e", "export('figure')", "export", show=False, tooltip="the panes on screen as PNG and SVG"),
         Binding("b", "export('bertviz')", "bertviz", show=False, tooltip="the input's maps as a bertviz page"),
         *SWITCH_BINDINGS,
@@ -77,6 +89,9 @@ class MapScreen(SwitchRuns, RunMapsScreen):
         self.zoom: float | None = None  # None: fit the panes
         self.scale = SCALES[0]
         self.span = 0.1  # the difference's fixed range, ±span
+        self.weighting = WEIGHTINGS[0]
+        self.norms: dict[str, np.ndarray | str] = {}  # ||f(x_j)||[layer, head, key] per role, of norms_example
+        self.norms_example = -1
 
     def compose(self) -> ComposeResult:
         yield from self.compose_nav()
@@ -104,12 +119,24 @@ class MapScreen(SwitchRuns, RunMapsScreen):
             self.maps_loaded(Loaded("example", cached))
         else:
             self.load("example", self.reader.both, s.run_id, s.example)
+        self.load_norms()
+
+    def load_norms(self) -> None:
+        """Read the input's norms, when the norm-weighted maps are shown and they are not read yet."""
+        s = self.selection
+        if self.weighting == "norm" and self.norms_example != s.example:
+            self.norms = {}
+            self.load("norms", self.reader.both_norms, s.run_id, s.example)
 
     def show_error(self, text: str) -> None:
         for pane in self.panes():
             pane.show_message(text)
 
     def maps_loaded(self, message: Loaded) -> None:
+        if message.key == "norms":
+            self.norms, self.norms_example = message.value, self.selection.example
+            self.draw()
+            return
         self.data, self.shown_example = message.value, self.selection.example
         self.draw()
         following = self.selection.example + 1
@@ -130,6 +157,10 @@ class MapScreen(SwitchRuns, RunMapsScreen):
         for role in ROLES:
             data = self.data.get(role, "no maps")
             out[role] = data if isinstance(data, str) else data[s.layer, s.head]
+            if self.weighting == "norm" and not isinstance(data, str):
+                norms = self.norms.get(role, "reading the norms…") if self.norms_example == s.example else \
+                    "reading the norms…"
+                out[role] = norms if isinstance(norms, str) else renormalise(out[role] * norms[s.layer, s.head][None, :])
         pre, ft = out["pretrained"], out["finetuned"]
         out["difference"] = (ft - pre) if not isinstance(pre, str) and not isinstance(ft, str) else \
             "needs both maps: " + (pre if isinstance(pre, str) else ft)
@@ -145,6 +176,7 @@ class MapScreen(SwitchRuns, RunMapsScreen):
             n = next((m.shape[0] for m in matrices.values() if not isinstance(m, str)), 0)
             self.view = "all" if self.size.width >= 3 * (GUTTER + 2 + n) else "finetuned"
         for pane in self.panes():
+            pane.border_title = TITLES[pane.id] + (" · by norm" if self.weighting == "norm" else "")
             pane.display = self.view in ("all", pane.id)
             matrix = matrices[pane.id]
             pane.auto_zoom = self.zoom is None
@@ -179,7 +211,7 @@ class MapScreen(SwitchRuns, RunMapsScreen):
         """The cursor's query and key tokens, whole, the values under it, and the colour scale."""
         panes = [p for p in self.panes() if p.matrix is not None]
         if not panes:
-            self.query_one("#map-status", Static).update("")
+            self.query_one("#map-status", Static).update(escape(WEIGHTING_WORDS[self.weighting]))
             return
         q, k = panes[0].cursor
         tokens = panes[0].tokens
@@ -190,6 +222,7 @@ class MapScreen(SwitchRuns, RunMapsScreen):
         self.query_one("#map-status", Static).update(
             f"query {q} [b]{escape(tokens[q])}[/] → key {k} [b]{escape(tokens[k])}[/] · " + " · ".join(values)
             + f" · {escape(self.scale_text())}"
+            + (f" · {escape(WEIGHTING_WORDS[self.weighting])}" if WEIGHTING_WORDS[self.weighting] else "")
         )
 
     def on_heatmap_cursor_moved(self, message: Heatmap.CursorMoved) -> None:
@@ -233,6 +266,12 @@ class MapScreen(SwitchRuns, RunMapsScreen):
 
     def action_view(self) -> None:
         self.view = VIEWS[(VIEWS.index(self.view or "all") + 1) % len(VIEWS)]
+        self.draw()
+
+    def action_weighting(self) -> None:
+        """N: the weights, or the norm-weighted maps (their norms read on the first switch)."""
+        self.weighting = WEIGHTINGS[(WEIGHTINGS.index(self.weighting) + 1) % len(WEIGHTINGS)]
+        self.load_norms()
         self.draw()
 
     def action_scale(self) -> None:

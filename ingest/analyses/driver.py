@@ -17,6 +17,9 @@ decides its rows, so an analysis is redone only when its inputs change:
   attention rollout (ingest.analyses.families); the comparison with other
   seeds is written per pair of runs by whichever is analysed later, so the
   other seeds are not part of its key.
+- ``norms``: the norm_* tables, the same analyses on norm-weighted maps
+  (``norms.py``); its key adds whether both map sets have their norms, so a
+  map set backfilled later gets them at the next ingest or analyze.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from bertsecrets.store.store import utcnow
 
 #: Bumped when a change of the code changes the analyses' rows (2: the block spread joins the rules, masses stored).
 VERSION = 2
-STEPS = ("maps", "classes", "framenet", "flow")
+STEPS = ("maps", "classes", "framenet", "norms", "flow")
 #: Inputs computed at once within a bucket.
 CHUNK = 16
 
@@ -78,7 +81,13 @@ def keys(store: Store, run_id: str) -> dict[str, str]:
         "framenet": content_key("an", {**base, "framenet": sentences.framenet_available(),
                                        "filters": sentences.FRAMENET_FILTERS}),
         "flow": content_key("an", {**base, "spacy": spacy, "flow": families.settings()}),
+        "norms": content_key("an", {**base, "spacy": spacy, "rules": rules, "norms": _have_norms(store, run_id),
+                                    "weighting": "a_ij ||f(x_j)||, rows renormalised"}),
     }
+
+
+def _have_norms(store: Store, run_id: str) -> bool:
+    return all(store.maps(run_id, role).has_norms for role in ROLES)
 
 
 def _version(package: str) -> str:
@@ -306,6 +315,18 @@ def write_maps_step(store: Store, run_id: str, p: Pass) -> None:
     cat.write("class_shares", f"{run_id}-rules", shares)
 
 
+def write_norms_step(store: Store, run_id: str, p: Any) -> None:
+    """The norm_* tables from a pass over the norm-weighted maps (norms.NormPass), with the same row builders."""
+    cat = store.catalog
+    cat.write("norm_head_stats", run_id, head_stats_rows(run_id, p))
+    fa, _ = feature_rows(run_id, p)
+    cat.write("norm_feature_attention", run_id, fa)
+    cat.write("norm_head_change", run_id, change_rows(run_id, p))
+    labels, confidence = patterns.rules(p.geometry)
+    _, shares = class_rows(run_id, "rules", labels, confidence)
+    cat.write("norm_class_shares", f"{run_id}-rules", shares)
+
+
 def person_training_set(store: Store, run_id: str, shape: tuple[int, ...]) -> classifier.TrainingSet | None:
     """The people's labels of this run's maps as a training set, or None when there are too few."""
     rows = queries.latest_labels(store, run_id)
@@ -387,17 +408,17 @@ def analyse(store: Store, run_id: str, console: Console, progress: Progress | No
     with store.lock(f"analyses-{run_id}", f"the analyses of run {run_id}"):
         want, have = keys(store, run_id), stored(store, run_id)
         todo = [s for s in STEPS if force or have.get(s, {}).get("key") != want[s]]
+        n = len(store.maps(run_id, "finetuned"))
         parsed: list[Annotations] = []
 
         def ann_once() -> Annotations:  # spaCy parses once for every step that needs it
             if not parsed:
-                parsed.append(annotations(store, run_id, len(store.maps(run_id, "finetuned")), progress))
+                parsed.append(annotations(store, run_id, n, progress))
             return parsed[0]
 
         if "maps" in todo or "classes" in todo:
             started = time.perf_counter()
             ann = ann_once()
-            n = ann.n_examples
             p = bulk_pass(store, run_id, ann, statistics="maps" in todo, resized="classes" in todo, progress=progress)
             if "maps" in todo:
                 write_maps_step(store, run_id, p)
@@ -440,6 +461,21 @@ def analyse(store: Store, run_id: str, console: Console, progress: Progress | No
             _record(store, run_id, "framenet", want["framenet"], time.perf_counter() - started,
                     "skipped" if why else "done", why)
             done.append("framenet")
+        if "norms" in todo:
+            from bertsecrets.ingest.analyses import norms
+
+            started = time.perf_counter()
+            readers, why = norms.readers_with_norms(store, run_id)
+            if why:
+                console.print(f"  [yellow]norm-weighted analyses skipped:[/] {escape(why)}", highlight=False)
+            else:
+                write_norms_step(store, run_id, norms.bulk_pass(readers, ann_once(),
+                                                                progress))
+                _say(console, f"norm-weighted analyses of {n} inputs x 2 models: head statistics, token types, "
+                              f"change, rule labels ({fmt_seconds(time.perf_counter() - started)})")
+            _record(store, run_id, "norms", want["norms"], time.perf_counter() - started,
+                    "skipped" if why else "done", why)
+            done.append("norms")
         if jsonl is not None:
             started = time.perf_counter()
             digest = content_key("jsonl", {"sentences": [s.__dict__ for s in jsonl], "version": VERSION})

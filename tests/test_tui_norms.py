@@ -1,0 +1,66 @@
+"""The browser's norm-weighted maps (Map screen, `N`) and token-type grids (Features screen, `N`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bertsecrets.store.maps import renormalise
+from bertsecrets.tui.app import BrowseApp
+from bertsecrets.tui.widgets.grid import HeadGrid
+from bertsecrets.tui.widgets.heatmap import Heatmap
+from test_tui_app import settle, text_of
+from test_tui_stores import handmade_store
+
+
+def _add_norms(store, role):
+    """Norms 1, 2, 3, ... along the keys of every head (known, so the weighted map is known)."""
+    with store.norm_writer(f"maps-handmade-{role}") as writer:
+        for batch in writer.batches(8):
+            values = writer.buffer(batch)
+            values[:] = np.arange(1, values.shape[-1] + 1, dtype=np.float16)
+            writer.write(batch, values)
+
+
+async def test_n_switches_the_map_to_norm_weighted_and_says_when_there_are_no_norms(tmp_path):
+    store = handmade_store(tmp_path / "store")
+    run_id = "run-handmade0001"
+    app = BrowseApp(store, truecolor=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, "enter", "m")  # runs -> heads -> the map
+        assert app.current_mode == "map"
+        await settle(pilot, "N")
+        pane = app.screen.query_one("#finetuned", Heatmap)
+        assert "no norms in the map set" in pane.message and "bertsecrets ingest" in pane.message
+        assert "by norm" in text_of(app, "#map-status")
+        await settle(pilot, "N")  # back to the weights
+        assert np.allclose(pane.matrix, store.maps(run_id, "finetuned").head(0, 0, 0))
+        assert "by norm" not in text_of(app, "#map-status")
+
+    for role in ("pretrained", "finetuned"):
+        _add_norms(store, role)
+    app = BrowseApp(store, truecolor=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, "enter", "m", "n", "N")
+        e, layer, head = app.selection.example, app.selection.layer, app.selection.head
+        maps = store.maps(run_id, "finetuned")
+        a = maps.head(e, layer, head)
+        want = renormalise(a * np.arange(1, a.shape[0] + 1, dtype=np.float32)[None, :])
+        pane = app.screen.query_one("#finetuned", Heatmap)
+        assert np.allclose(pane.matrix, want, atol=1e-6)
+        assert np.allclose(pane.matrix.sum(axis=1), 1.0)
+        assert "by norm" in pane.border_title and "by norm" in text_of(app, "#map-status")
+
+
+async def test_n_on_the_features_screen_reads_the_norm_weighted_table(tmp_path):
+    store = handmade_store(tmp_path / "store")
+    app = BrowseApp(store, truecolor=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, "enter", "f")
+        assert app.current_mode == "features"
+        before = app.screen.query_one("#feature-finetuned", HeadGrid).grid
+        assert before is not None
+        await settle(pilot, "N")  # the hand-made store has no norm_feature_attention rows
+        assert "bertsecrets ingest mrpc" in app.screen.query_one("#feature-finetuned", HeadGrid).message
+        assert "by norm" in text_of(app, "#features-context")
+        await settle(pilot, "N")
+        assert app.screen.query_one("#feature-finetuned", HeadGrid).grid is not None
