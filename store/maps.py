@@ -288,6 +288,14 @@ class MapWriter:
                 and group.attrs.get("n_layers") == self.n_layers
                 and group.attrs.get("n_heads") == self.n_heads
                 and np.array_equal(group["length"][:], self.lengths)
+                and np.array_equal(group["bucket"][:], self.buckets)
+                and np.array_equal(group["row"][:], self.rows)
+                # A start killed part-way through leaves some bucket arrays or their indexes unmade or unfilled.
+                and all(
+                    group[_array_name(b)].shape == (len(members), self.n_layers, self.n_heads, b, b)
+                    and np.array_equal(group[f"example_{b:03d}"][:], members)
+                    for b, members in self.members.items()
+                )
             )
         except Exception:  # a half-created group from an interrupted start: make it again
             return False
