@@ -12,6 +12,7 @@ from bertsecrets.tui.messages import StoreChanged
 from bertsecrets.tui.reader import Reader
 from bertsecrets.tui.screens.ablation import AblationScreen
 from bertsecrets.tui.screens.base import StoreScreen
+from bertsecrets.tui.screens.families import FamiliesScreen
 from bertsecrets.tui.screens.features import FeaturesScreen
 from bertsecrets.tui.screens.heads import HeadGridScreen
 from bertsecrets.tui.screens.help import HelpScreen
@@ -29,6 +30,7 @@ SCREENS = {
     "runs": RunsScreen, "tasks": TasksScreen, "heads": HeadGridScreen, "map": MapScreen, "model": ModelScreen,
     "sentence": SentenceScreen,
     "label": LabellingScreen, "features": FeaturesScreen, "ablation": AblationScreen, "sql": SQLScreen,
+    "families": FamiliesScreen,
 }
 
 

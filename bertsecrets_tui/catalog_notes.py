@@ -77,9 +77,9 @@ TABLES: dict[str, str] = {
     ),
     'analyses': (
         'Which analyses of a fine-tuned run are in the catalog, and from what: one row per run_id and step '
-        "(maps, classes, framenet, norms, jsonl-<hash>); key (a hash of everything that decides the step's "
-        'rows: a step is redone when it changes), status (done, or skipped with the reason in message, e.g. '
-        'FrameNet not installed), seconds, created_at. See docs/analyses.md.'
+        '(maps, classes, framenet, norms, flow, jsonl-<hash>); key (a hash of everything that decides the '
+        "step's rows: a step is redone when it changes), status (done, or skipped with the reason in message,"
+        ' e.g. FrameNet not installed), seconds, created_at. See docs/analyses.md.'
     ),
     'norm_head_stats': (
         "head_stats' statistics computed on norm-weighted maps (Kobayashi et al. 2020): each weight a_ij "
@@ -130,6 +130,42 @@ TABLES: dict[str, str] = {
     'pruning': (
         'The pruning curve: per run_id and fraction of heads disabled (least important first; 0 is the '
         'baseline), n_disabled, metric and its value.'
+    ),
+    'head_distances': (
+        'Head families (Clark et al. 2019), per run_id and role: the Jensen-Shannon distance between the maps'
+        ' of head (layer, head) and head (other_layer, other_head) on the same input (base 2, the square root'
+        " taken per query row, then the mean over the input's rows and over the analysed inputs; 0 for "
+        'identical maps, at most 1): distance. Every ordered pair, the diagonal 0. See docs/analyses.md.'
+    ),
+    'head_families': (
+        'The heads clustered by head_distances (average linkage; the number of clusters in 4..10 with the '
+        'best silhouette) and drawn in 2-D (metric MDS of the distances), per run_id, role, layer and head: '
+        'family (0-indexed, the largest first), n_families, silhouette (of that clustering; NULL for a single'
+        " family), x and y (the embedding), change (the JS distance between the head's pretrained and fine-"
+        "tuned maps of the same inputs, the same in both roles' rows), n_examples."
+    ),
+    'head_profiles': (
+        "Where a head's queries look, as disjoint kinds of key, per run_id, role, layer and head: target "
+        '(cls, sep, self, previous, next, same sentence, other sentence; the first that applies) and share '
+        "(of a query's attention, mean over queries and inputs; a head's shares add up to 1), n_examples. "
+        'Inputs of two tasks differ, so the report compares a head across tasks by these profiles.'
+    ),
+    'head_stability': (
+        'A head against itself in another seed: per pair of fine-tuned runs of the same task and settings but'
+        ' different seeds, whose maps cover the same inputs (run_id the lower run id, other_run_id the '
+        'higher), layer and head: distance (the JS distance of the two fine-tuned maps of the same input, as '
+        'in head_distances), n_examples. Written by whichever of the two was analysed after both had maps.'
+    ),
+    'cls_rollout': (
+        'Attention rollout (Abnar and Zuidema 2020) beside the raw maps, per run_id, role, layer and feature '
+        '(the types of cls_attention, and punct): rollout (the share of the [CLS] row of the rollout through '
+        'layers 1..layer on tokens of the type, mean over the n_examples inputs that have it) and raw (the '
+        "same of the layer's mean-over-heads [CLS] row: cls_attention's value)."
+    ),
+    'cls_rollout_tokens': (
+        "The last layer's [CLS] row per input: run_id, role, example, position (as in tokens), rollout (after"
+        " attention rollout through every layer) and raw (the last layer's mean over heads). Each input's "
+        'rollout values add up to 1.'
     ),
 }
 

@@ -27,6 +27,8 @@ PLACES = (
     Place("heads", "g", "Grid", "layers x heads coloured by a statistic, the head's numbers beside"),
     Place("map", "m", "Map", "one head on one input: pretrained, fine-tuned, difference"),
     Place("model", "o", "Model", "all heads of one input as thumbnails"),
+    Place("families", "i", "Family", "head families: heads placed by how alike their maps are (JS distance), "
+          "clustered", "Fa"),
     Place("sentence", "w", "Words", "the input's text coloured by the attention one token gives or gets"),
     Place("label", "l", "Label", "give pattern classes to sampled maps (keys 1-5)"),
     Place("features", "f", "Features", "attention to nouns, verbs, [CLS], [SEP]... per head", "Feat"),

@@ -19,6 +19,7 @@ from bertsecrets.core.tasks import ROLES, TASKS
 from bertsecrets.store import Store, StoreError, queries
 from bertsecrets.store.labels import PATTERN_CLASSES
 from bertsecrets.store.maps import MapReader
+from bertsecrets.tui.families import FamilyData, RoleFamilies
 
 if TYPE_CHECKING:  # imported where it is used: the first screen does not need it, so the start stays quick
     from bertsecrets.store.findings import Findings, HeadDeltas
@@ -343,6 +344,30 @@ class Reader:
     def pieces(self, run_id: str, example: int) -> list[dict[str, Any]]:
         """The word pieces of one input, by position: token, segment, word and character offsets."""
         return queries.input_pieces(self.store, run_id, example)
+
+    def families(self, run_id: str) -> FamilyData:
+        """The run's head families with each head's class shares, disabling effect and stability across seeds."""
+        from bertsecrets.core.tasks import get_task
+
+        run = self.known_run(run_id)
+        roles = {role: RoleFamilies.from_rows(queries.head_families(self.store, run_id, role)) for role in ROLES}
+        if not all(len(r) for r in roles.values()):
+            raise UserError(f"no head families stored for run {run_id}: run `bertsecrets analyze {run['task']}`")
+        data = FamilyData(run_id, run["task"], int(run["n_layers"]), int(run["n_heads"]), roles)
+        shares = queries.run_table(self.store, "class_shares", run_id).to_pylist()
+        for source in CLASS_SOURCES:
+            picked = [r for r in shares if r["source"] == source]
+            if picked:
+                data.share_source = source
+                for r in picked:
+                    data.shares.setdefault((r["role"], int(r["layer"]), int(r["head"])), {})[r["label"]] = r["share"]
+                break
+        data.metric = get_task(run["task"]).main_metric
+        data.ablation = {(int(r["layer"]), int(r["head"])): r
+                         for r in queries.ablation_rows(self.store, run_id, kind="head", metric=data.metric)}
+        data.stability = {(int(r["layer"]), int(r["head"])): (float(r["distance"]), int(r["n_runs"]))
+                          for r in queries.head_stability_of(self.store, run_id)}
+        return data
 
     def class_references(self, run_id: str) -> dict[str, tuple[dict[str, Any], np.ndarray]]:
         """Per pattern class, the map the rules give it with the highest confidence in the run, and that map.

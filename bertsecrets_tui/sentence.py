@@ -111,6 +111,14 @@ def head_or_mean(maps: np.ndarray, layer: int, head: int | None) -> np.ndarray:
     return np.asarray(maps[layer], dtype=np.float64).mean(axis=0) if head is None else np.asarray(maps[layer, head])
 
 
+def rolled_out(maps: np.ndarray) -> np.ndarray:
+    """``maps[layer, head, L, L]`` rolled out through every layer (Abnar and Zuidema 2020): row q says how much of
+    token q's last-layer representation comes from each input token (bertsecrets.core.flow.rollout)."""
+    from bertsecrets.core.flow import rollout
+
+    return rollout(maps)[-1]
+
+
 def vector(matrix: np.ndarray, index: int, direction: str) -> np.ndarray:
     """What box ``index`` attends to (``from``: its row) or what attends to it (``to``: its column)."""
     if direction not in DIRECTIONS:

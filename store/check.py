@@ -56,9 +56,12 @@ ANALYSIS_PARTS: dict[str, tuple[tuple[str, str], ...]] = {
     "framenet": (("relation_heads", "{run}-framenet"),),
     "norms": (("norm_head_stats", "{run}"), ("norm_feature_attention", "{run}"), ("norm_head_change", "{run}"),
               ("norm_class_shares", "{run}-rules")),
+    # head_stability too, in parts "<run>-<other run>" of pairs of seeds (optional: a run may have no other seed)
+    "flow": (("head_distances", "{run}"), ("head_families", "{run}"), ("head_profiles", "{run}"),
+             ("cls_rollout", "{run}"), ("cls_rollout_tokens", "{run}")),
 }
 #: Steps an older store may lack without being damaged (its parts are still checked once the step is recorded).
-LATER_STEPS = ("norms",)
+LATER_STEPS = ("norms", "flow")
 #: The tables the head-disabling step writes, one part per fine-tuned run each.
 ABLATION_TABLES = ("ablation", "head_importance", "pruning")
 
@@ -496,6 +499,8 @@ def part_owner(table: str, part: str) -> tuple[str, str | None]:
     for step in ANALYSIS_PARTS:
         if run_id and (table, part) in analysis_parts(step, run_id):
             return "analyses", step
+    if run_id and table == "head_stability" and run_of_part(part[len(run_id) + 1:]):
+        return "analyses", "flow"
     if run_id and table == "relation_heads" and part.startswith(f"{run_id}-jsonl"):
         return "analyses", part[len(run_id) + 1:]
     return "unknown", None

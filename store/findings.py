@@ -227,6 +227,12 @@ class _Reader:
     def ablation(self, run_id: str, metric: str) -> list[dict[str, Any]]:
         return self._get(("ablation", run_id, metric), lambda: queries.ablation_rows(self.store, run_id, metric=metric))
 
+    def rollout(self, run_id: str) -> list[dict[str, Any]]:
+        return self._get(("rollout", run_id), lambda: queries.cls_rollout(self.store, run_id))
+
+    def profiles(self, run_id: str, role: str) -> list[dict[str, Any]]:
+        return self._get(("profiles", run_id, role), lambda: queries.head_profiles(self.store, run_id, role))
+
     def by_norm(self, run_id: str) -> list[dict[str, Any]]:
         return self._get(("by_norm", run_id), lambda: queries.weight_and_norm_shares(self.store, run_id))
 
@@ -379,6 +385,7 @@ def findings(store: Store, tasks: list[str] | None = None) -> Findings:
     stability = _stability(reader, out.groups)
     if stability is not None:
         out.sections.append(stability)
+    out.sections += _flow_sections(reader, out.groups)
     return out
 
 
@@ -938,6 +945,104 @@ def _norm_sections(reader: _Reader, groups: list[Group]) -> list[Section]:
 def _mean_feature(rows: list[dict[str, Any]], feature: str) -> float | None:
     values = [r["value"] for r in rows if r["feature"] == feature and r["value"] is not None and not math.isnan(r["value"])]
     return float(np.mean(values)) if values else None
+
+
+# -- head stability and attention rollout (ingest.analyses.families) --------------------------------
+
+#: Heads listed at each end of a stability table.
+N_LISTED = 3
+
+
+def _head_name(index: int, n_heads: int) -> str:
+    return f"L{index // n_heads + 1} H{index % n_heads + 1}"
+
+
+def _ends(values: np.ndarray, n_heads: int) -> tuple[str, str]:
+    """The N_LISTED smallest and largest values with their heads, as text."""
+    order = [i for i in np.argsort(values, kind="stable") if np.isfinite(values[i])]
+    pick = lambda ids: ", ".join(f"{_head_name(int(i), n_heads)} {values[i]:.3f}" for i in ids)
+    return pick(order[:N_LISTED]), pick(order[::-1][:N_LISTED])
+
+
+def _profile_grid(reader: _Reader, run_id: str, role: str, n_heads: int, n_layers: int) -> np.ndarray | None:
+    """[head, target] profile of every head (layer-major), or None when the run has none stored."""
+    rows = reader.profiles(run_id, role)
+    if not rows:
+        return None
+    targets = sorted({r["target"] for r in rows})
+    out = np.full((n_layers * n_heads, len(targets)), np.nan)
+    for r in rows:
+        out[int(r["layer"]) * n_heads + int(r["head"]), targets.index(r["target"])] = r["share"]
+    return out
+
+
+def _flow_sections(reader: _Reader, groups: list[Group]) -> list[Section]:
+    """The rollout beside the raw last-layer [CLS] attention, and how stable heads are across seeds and tasks."""
+    from bertsecrets.core.flow import js_distance
+
+    out = []
+    rows = []
+    for feature in (*LINGUISTIC, "cls", "sep", "punct"):
+        row = [feature]
+        for g in groups:
+            raw, rolled = [], []
+            for r in g.finetuned:
+                for x in reader.rollout(r["run_id"]):
+                    if x["role"] == "finetuned" and x["layer"] == g.n_layers - 1 and x["feature"] == feature \
+                            and x["rollout"] is not None:
+                        raw.append(x["raw"])
+                        rolled.append(x["rollout"])
+            row.append(f"{Spread(raw).text(scale=1.0, digits=3)} → {Spread(rolled).text(scale=1.0, digits=3)}"
+                       if rolled else "-")
+        rows.append(row)
+    if any(cell != "-" for row in rows for cell in row[1:]):
+        out.append(Section("Where the last layer's [CLS] attends: raw attention → attention rollout",
+                           "Share of the [CLS] row on tokens of each type in the last layer: raw (mean over the "
+                           "layer's heads, as Fig. 7) → after attention rollout through all layers (Abnar and "
+                           "Zuidema 2020: per layer the mean over heads, half mixed with the identity, multiplied "
+                           "through the layers); fine-tuned model, mean over inputs; mean ± sd over seeds.",
+                           ["type", *[g.title for g in groups]], rows))
+    rows = []
+    for g in groups:
+        n_heads = int(g.finetuned[0]["n_heads"])
+        ids = [r["run_id"] for r in g.finetuned]
+        pairs: dict[tuple[str, str], np.ndarray] = {}
+        for x in queries.head_stability(reader.store, ids):
+            grid = pairs.setdefault((x["run_id"], x["other_run_id"]), np.full(g.n_layers * n_heads, np.nan))
+            grid[int(x["layer"]) * n_heads + int(x["head"])] = x["distance"]
+        if not pairs:
+            continue
+        mean = np.nanmean(np.array(list(pairs.values())), axis=0)
+        most, least = _ends(mean, n_heads)
+        rows.append([g.title, f"seeds ({len(pairs)} pair{'s' if len(pairs) > 1 else ''})", most, least, f"{np.nanmean(mean):.3f}", "-"])
+    for a, b in combinations(groups, 2):
+        n_heads = int(a.finetuned[0]["n_heads"])
+        if a.model != b.model or (a.n_layers, n_heads) != (b.n_layers, int(b.finetuned[0]["n_heads"])):
+            continue
+        dist = {}
+        for role in ("finetuned", "pretrained"):
+            pa_, pb = (_profile_grid(reader, g.finetuned[0]["run_id"], role, n_heads, g.n_layers) for g in (a, b))
+            if pa_ is None or pb is None:
+                break
+            dist[role] = js_distance(pa_, pb)
+        if len(dist) < 2:
+            continue
+        most, least = _ends(dist["finetuned"], n_heads)
+        rows.append([f"{a.title} vs {b.title}", "tasks (profiles)", most, least, f"{dist['finetuned'].mean():.3f}",
+                     f"{dist['pretrained'].mean():.3f}"])
+    if rows:
+        out.append(Section(
+            "How stable is a head across seeds and tasks?",
+            "Across seeds: the Jensen-Shannon distance (base 2, square root per query row, mean over rows and dev "
+            "inputs) between a head's fine-tuned maps in two seeds, on the same inputs; mean over pairs of seeds. "
+            "Across tasks the inputs differ, so a head is compared by its profile: the share of a query's attention "
+            "on [CLS], [SEP], itself, the previous and next token, its own and the other sentence (mean over queries "
+            "and inputs); the JS distance of the two tasks' profiles (first seed). The pretrained model is the same "
+            "in both tasks, so its heads' distance (last column) is what the inputs alone change. 0 is identical; "
+            "most stable first.",
+            ["compared", "across", "most stable heads", "least stable heads", "mean", "pretrained (inputs only)"],
+            rows))
+    return out
 
 
 def settings_line(group: Group) -> str:

@@ -462,3 +462,51 @@ def weight_and_norm_shares(store: Store, run_id: str, role: str = "finetuned") -
                n.fnorm_mean, n.fnorm_cls, n.fnorm_sep
         FROM head_stats w JOIN norm_head_stats n USING (run_id, role, layer, head)
         WHERE w.run_id = ? AND w.role = ? ORDER BY w.layer, w.head""", [run_id, role])
+
+
+# -- head families, stability and attention rollout ------------------------------------------------
+
+
+def finetuned_runs_with_maps(store: Store, task: str) -> list[dict[str, Any]]:
+    """The fine-tuned runs of ``task`` (by name) whose fine-tuned maps are finished, by seed, then run id."""
+    return store.rows("SELECT r.* FROM runs r WHERE r.setup = 'finetuned' AND r.task = ? AND r.run_id IN "
+                      "(SELECT run_id FROM maps WHERE role = 'finetuned' AND status = 'done') ORDER BY r.seed, r.run_id",
+                      [task])
+
+
+def head_families(store: Store, run_id: str, role: str) -> list[dict[str, Any]]:
+    """Every head's family, 2-D position and change under fine-tuning (one model), by layer and head."""
+    return store.rows("SELECT * FROM head_families WHERE run_id = ? AND role = ? ORDER BY layer, head", [run_id, role])
+
+
+def head_profiles(store: Store, run_id: str, role: str) -> list[dict[str, Any]]:
+    """Every head's share of attention on each kind of key (one model), by layer, head and target."""
+    return store.rows("SELECT layer, head, target, share FROM head_profiles WHERE run_id = ? AND role = ? "
+                      "ORDER BY layer, head, target", [run_id, role])
+
+
+def head_stability(store: Store, run_ids: list[str]) -> list[dict[str, Any]]:
+    """Per unordered pair of ``run_ids`` that was compared, every head's distance to itself (either side's rows,
+    the first run id of the pair in ``run_id``), by pair, layer and head."""
+    return store.rows(
+        "SELECT least(run_id, other_run_id) AS run_id, greatest(run_id, other_run_id) AS other_run_id, layer, head, "
+        "any_value(distance) AS distance FROM head_stability "
+        "WHERE list_contains(?, run_id) AND list_contains(?, other_run_id) GROUP BY ALL "
+        "ORDER BY run_id, other_run_id, layer, head", [run_ids, run_ids])
+
+
+def cls_rollout(store: Store, run_id: str, role: str | None = None) -> list[dict[str, Any]]:
+    """Where [CLS] attends after rollout beside the raw maps, per layer and token type (one model or both), in the
+    order the analysis wrote them."""
+    where, params = _where(("run_id = ?", run_id), ("role = ?", role))
+    return store.rows(f"SELECT * FROM cls_rollout {where}", params)
+
+
+def head_stability_of(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """Per head of ``run_id``, its mean distance to itself in the other seeds compared with it (``n_runs`` of them),
+    from either side's rows; by layer and head."""
+    return store.rows(
+        "SELECT layer, head, avg(distance) AS distance, count(*) AS n_runs FROM ("
+        "  SELECT CASE WHEN run_id = ? THEN other_run_id ELSE run_id END AS other, layer, head, "
+        "         any_value(distance) AS distance FROM head_stability WHERE run_id = ? OR other_run_id = ? GROUP BY ALL)"
+        " GROUP BY layer, head ORDER BY layer, head", [run_id, run_id, run_id])

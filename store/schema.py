@@ -259,6 +259,82 @@ NORM_FEATURE_ATTENTION = FEATURE_ATTENTION
 NORM_HEAD_CHANGE = HEAD_CHANGE
 NORM_CLASS_SHARES = CLASS_SHARES
 
+# -- head families, stability and attention rollout (ingest.analyses.families) --------
+
+HEAD_DISTANCES = pa.schema(  # Jensen-Shannon distance between two heads' maps of the same input, mean over inputs
+    [
+        ("run_id", pa.string()),
+        ("role", pa.string()),  # pretrained | finetuned
+        ("layer", pa.int32()),
+        ("head", pa.int32()),
+        ("other_layer", pa.int32()),
+        ("other_head", pa.int32()),
+        ("distance", pa.float64()),  # base 2, square root per query row, mean over rows then inputs; 0..1
+    ]
+)
+
+HEAD_FAMILIES = pa.schema(  # clusters of heads by their distances, and a 2-D embedding of them
+    [
+        ("run_id", pa.string()),
+        ("role", pa.string()),
+        ("layer", pa.int32()),
+        ("head", pa.int32()),
+        ("family", pa.int32()),  # 0-indexed, the largest family first
+        ("n_families", pa.int32()),  # chosen by the best silhouette in 4..10
+        ("silhouette", pa.float64()),  # of that clustering (NULL: one family)
+        ("x", pa.float64()),  # metric MDS of the distances (2-D)
+        ("y", pa.float64()),
+        ("change", pa.float64()),  # JS distance of the head's pretrained and fine-tuned maps, same inputs
+        ("n_examples", pa.int64()),
+    ]
+)
+
+HEAD_PROFILES = pa.schema(  # share of a query's attention on disjoint kinds of key, mean over queries and inputs
+    [
+        ("run_id", pa.string()),
+        ("role", pa.string()),
+        ("layer", pa.int32()),
+        ("head", pa.int32()),
+        ("target", pa.string()),  # cls | sep | self | previous | next | same sentence | other sentence
+        ("share", pa.float64()),
+        ("n_examples", pa.int64()),
+    ]
+)
+
+HEAD_STABILITY = pa.schema(  # a head against itself in another seed's fine-tuned model, same inputs
+    [
+        ("run_id", pa.string()),
+        ("other_run_id", pa.string()),  # same task and settings, another seed
+        ("layer", pa.int32()),
+        ("head", pa.int32()),
+        ("distance", pa.float64()),  # JS distance as in head_distances
+        ("n_examples", pa.int64()),
+    ]
+)
+
+CLS_ROLLOUT = pa.schema(  # where [CLS] attends after rollout through layers 1..layer, beside the raw layer's maps
+    [
+        ("run_id", pa.string()),
+        ("role", pa.string()),
+        ("layer", pa.int32()),
+        ("feature", pa.string()),  # the types of cls_attention, and punct
+        ("rollout", pa.float64()),  # share of the rollout's [CLS] row on the type, mean over inputs that have it
+        ("raw", pa.float64()),  # the same of the layer's mean-over-heads [CLS] row (cls_attention's value)
+        ("n_examples", pa.int64()),
+    ]
+)
+
+CLS_ROLLOUT_TOKENS = pa.schema(  # the last layer's [CLS] row per input: rollout and raw (mean over heads)
+    [
+        ("run_id", pa.string()),
+        ("role", pa.string()),
+        ("example", pa.int64()),
+        ("position", pa.int32()),
+        ("rollout", pa.float64()),
+        ("raw", pa.float64()),
+    ]
+)
+
 # -- disabling heads and layers (paper section 4.6) -----------------------------------
 
 ABLATION = pa.schema(
@@ -343,4 +419,10 @@ TABLES: dict[str, pa.Schema] = {
     "norm_feature_attention": NORM_FEATURE_ATTENTION,
     "norm_head_change": NORM_HEAD_CHANGE,
     "norm_class_shares": NORM_CLASS_SHARES,
+    "head_distances": HEAD_DISTANCES,
+    "head_families": HEAD_FAMILIES,
+    "head_profiles": HEAD_PROFILES,
+    "head_stability": HEAD_STABILITY,
+    "cls_rollout": CLS_ROLLOUT,
+    "cls_rollout_tokens": CLS_ROLLOUT_TOKENS,
 }

@@ -55,6 +55,7 @@ class SentenceScreen(SwitchRuns, RunMapsScreen):
         Binding("j", "join", "words"),
         Binding("v", "values", "values", show=False),
         Binding("c", "scale", "scale", show=False),
+        Binding("R", "rollout", "rollout", tooltip="attention rollout through every layer ([CLS]'s row first)"),
         *SWITCH_BINDINGS,
     ]
 
@@ -72,6 +73,9 @@ class SentenceScreen(SwitchRuns, RunMapsScreen):
         self.join = False
         self.values = False
         self.absolute = False
+        #: Show the attention rollout through every layer instead of one head or layer's map.
+        self.rollout = False
+        self._rolled: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._pieces: OrderedDict[tuple, list[Piece]] = OrderedDict()
 
     def compose(self) -> ComposeResult:
@@ -150,24 +154,31 @@ class SentenceScreen(SwitchRuns, RunMapsScreen):
             if isinstance(maps, str):
                 panes.append(Pane(TITLES[role], message=maps))
                 continue
-            matrix = sentence.head_or_mean(maps, s.layer, None if self.mean else s.head)
+            if self.rollout:
+                matrix = self._rolled_out(role, maps)
+            else:
+                matrix = sentence.head_or_mean(maps, s.layer, None if self.mean else s.head)
             if self.join:
                 matrix = sentence.joined(matrix, units)
             values = sentence.vector(matrix, cursor, self.direction)
             high = 1.0 if self.absolute else float(values.max()) or 1.0
             verb = "attention from" if self.direction == "from" else "attention to"
+            if self.rollout:
+                verb = "rollout from" if self.direction == "from" else "rollout to"
             panes.append(Pane(f"{TITLES[role]} · {verb} “{chosen}” · colours 0..{high:.2f}", values, high))
             other = "to" if self.direction == "from" else "from"
-            status.append(f"{SHORT[role]}: itself [b]{values[cursor]:.3f}[/] · most {other}: "
+            status.append(f"{SHORT[role]}{' rollout' if self.rollout else ''}: itself [b]{values[cursor]:.3f}[/] · most {other}: "
                           f"{escape(top(values, units, cursor))}")
         if not units:
             self.text.show_message("no tokens stored for this input")
         else:
             self.text.show(units, panes, cursor, self.values)
         which = f"mean of {context.n_heads} heads" if self.mean else f"head [b]{s.head + 1}[/]/{context.n_heads}"
+        where = (f"[b]rollout[/] through all {context.n_layers} layers" if self.rollout
+                 else f"layer [b]{s.layer + 1}[/]/{context.n_layers} · {which}")
         self.query_one("#sentence-context", Static).update(
             f"{task_seed(context.title, context.seed)} · input [b]{s.example + 1}[/]/{context.n_examples} · L={n} · "
-            f"layer [b]{s.layer + 1}[/]/{context.n_layers} · {which} · {self._positions(units, cursor)}"
+            f"{where} · {self._positions(units, cursor)}"
         )
         self.query_one("#sentence-status", Static).update("\n".join(status) or escape(f"“{chosen}”"))
 
@@ -218,6 +229,21 @@ class SentenceScreen(SwitchRuns, RunMapsScreen):
 
     def action_values(self) -> None:
         self.values = not self.values
+        self.draw()
+
+    def _rolled_out(self, role: str, maps: np.ndarray) -> np.ndarray:
+        key = (self.selection.run_id, role, self.shown_example)
+        if key not in self._rolled:
+            self._rolled[key] = sentence.rolled_out(maps)
+            while len(self._rolled) > CACHED_PIECES:
+                self._rolled.popitem(last=False)
+        return self._rolled[key]
+
+    def action_rollout(self) -> None:
+        """Rollout on: what [CLS] takes from each token after every layer (the cursor goes to [CLS]); off: the head."""
+        self.rollout = not self.rollout
+        if self.rollout:
+            self.position, self.direction = 0, "from"
         self.draw()
 
     def action_scale(self) -> None:

@@ -12,12 +12,14 @@ def nav_items(current: str, width: int) -> list[tuple[str, str, str]]:
     """(mode, text, style) per screen: the widest of the spellings below that fits ``width`` cells.
 
     Full titles with room around them, then full titles close together, then
-    short titles, then keys alone (but the current screen's title): every
-    screen stays reachable by a click however narrow the terminal.
+    short titles but the current screen's, then short titles, then keys alone
+    (but the current screen's title): every screen stays reachable by a click
+    however narrow the terminal.
     """
     spellings = (
         lambda p: f" {p.key} {p.title} ",
         lambda p: f"{p.key} {p.title}",
+        lambda p: f"{p.key} {p.title if p.mode == current else p.brief}",
         lambda p: f"{p.key} {p.brief}",
         lambda p: f"{p.key} {p.brief}" if p.mode == current else p.key,
     )

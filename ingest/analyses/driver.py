@@ -13,6 +13,10 @@ decides its rows, so an analysis is redone only when its inputs change:
 - ``framenet``: relation_heads from FrameNet when nltk has it, else a
   'skipped' record that says how to add it (redone once it is installed).
 - ``jsonl-<hash>``: relation_heads from a user's file (``analyze --relations``).
+- ``flow``: head families, head stability across seeds, head profiles and
+  attention rollout (ingest.analyses.families); the comparison with other
+  seeds is written per pair of runs by whichever is analysed later, so the
+  other seeds are not part of its key.
 - ``norms``: the norm_* tables, the same analyses on norm-weighted maps
   (``norms.py``); its key adds whether both map sets have their norms, so a
   map set backfilled later gets them at the next ingest or analyze.
@@ -34,7 +38,7 @@ from rich.markup import escape
 from rich.progress import Progress
 
 from bertsecrets.core.tasks import ROLES
-from bertsecrets.ingest.analyses import classifier, patterns, sentences
+from bertsecrets.ingest.analyses import classifier, families, patterns, sentences
 from bertsecrets.ingest.analyses.buckets import Bucket
 from bertsecrets.ingest.analyses.tokens import FEATURES, SPACY_MODEL, Annotations
 from bertsecrets.ingest.progress import fmt_seconds
@@ -44,7 +48,7 @@ from bertsecrets.store.store import utcnow
 
 #: Bumped when a change of the code changes the analyses' rows (2: the block spread joins the rules, masses stored).
 VERSION = 2
-STEPS = ("maps", "classes", "framenet", "norms")
+STEPS = ("maps", "classes", "framenet", "norms", "flow")
 #: Inputs computed at once within a bucket.
 CHUNK = 16
 
@@ -76,6 +80,7 @@ def keys(store: Store, run_id: str) -> dict[str, str]:
                                       "classifier": classifier.settings()}),
         "framenet": content_key("an", {**base, "framenet": sentences.framenet_available(),
                                        "filters": sentences.FRAMENET_FILTERS}),
+        "flow": content_key("an", {**base, "spacy": spacy, "flow": families.settings()}),
         "norms": content_key("an", {**base, "spacy": spacy, "rules": rules, "norms": _have_norms(store, run_id),
                                     "weighting": "a_ij ||f(x_j)||, rows renormalised"}),
     }
@@ -404,10 +409,16 @@ def analyse(store: Store, run_id: str, console: Console, progress: Progress | No
         want, have = keys(store, run_id), stored(store, run_id)
         todo = [s for s in STEPS if force or have.get(s, {}).get("key") != want[s]]
         n = len(store.maps(run_id, "finetuned"))
-        ann = None
+        parsed: list[Annotations] = []
+
+        def ann_once() -> Annotations:  # spaCy parses once for every step that needs it
+            if not parsed:
+                parsed.append(annotations(store, run_id, n, progress))
+            return parsed[0]
+
         if "maps" in todo or "classes" in todo:
             started = time.perf_counter()
-            ann = annotations(store, run_id, n, progress)
+            ann = ann_once()
             p = bulk_pass(store, run_id, ann, statistics="maps" in todo, resized="classes" in todo, progress=progress)
             if "maps" in todo:
                 write_maps_step(store, run_id, p)
@@ -429,6 +440,16 @@ def analyse(store: Store, run_id: str, console: Console, progress: Progress | No
                     _say(console, f"pattern classifiers on {rows[0]['trained_on']} labels, cross-validated macro F1: "
                                   f"{scores} ({fmt_seconds(time.perf_counter() - started)})")
                 done.append("classes")
+        if "flow" in todo:
+            started = time.perf_counter()
+            others = [r["run_id"] for r in families.seed_siblings(store, run_id)]
+            flows = families.flow_pass(store, run_id, ann_once(), others, progress)
+            families.write(store, run_id, flows)
+            seconds = time.perf_counter() - started
+            _record(store, run_id, "flow", want["flow"], seconds)
+            _say(console, f"head families, stability against {len(others)} other seed(s), attention rollout "
+                          f"({fmt_seconds(seconds)})")
+            done.append("flow")
         if "framenet" in todo:
             started = time.perf_counter()
             items, why = sentences.framenet_sentences()
@@ -448,7 +469,7 @@ def analyse(store: Store, run_id: str, console: Console, progress: Progress | No
             if why:
                 console.print(f"  [yellow]norm-weighted analyses skipped:[/] {escape(why)}", highlight=False)
             else:
-                write_norms_step(store, run_id, norms.bulk_pass(readers, ann or annotations(store, run_id, n, progress),
+                write_norms_step(store, run_id, norms.bulk_pass(readers, ann_once(),
                                                                 progress))
                 _say(console, f"norm-weighted analyses of {n} inputs x 2 models: head statistics, token types, "
                               f"change, rule labels ({fmt_seconds(time.perf_counter() - started)})")
