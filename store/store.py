@@ -47,6 +47,14 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def _older_than(path: Path, cutoff: float) -> bool:
+    """Whether ``path`` was last written before ``cutoff``; False once another writer has renamed it away."""
+    try:
+        return path.stat().st_mtime < cutoff
+    except FileNotFoundError:
+        return False
+
+
 class Store:
     """A bertsecrets store at ``root``; open it with :meth:`open` or :meth:`create`."""
 
@@ -273,7 +281,7 @@ class Store:
         folder = self.run_dir(run_id)
         candidates = list(folder.glob(".tmp-*")) + list(folder.glob(".old-*")) if folder.is_dir() else []
         cutoff = time.time() - 600  # a part is written in well under a second
-        candidates += [p for p in self.catalog.tables_dir.glob("*/.tmp-*") if p.stat().st_mtime < cutoff]
+        candidates += [p for p in self.catalog.tables_dir.glob("*/.tmp-*") if _older_than(p, cutoff)]
         for path in candidates:
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
             count += 1
