@@ -170,6 +170,12 @@ def test_across_tasks_and_seeds(task_grid_store, tmp_path):
         cls = store.query("SELECT avg(rollout) FROM cls_rollout_tokens WHERE list_contains(?, run_id) "
                           "AND role = 'finetuned' AND position = 0 GROUP BY run_id", [ids]).column(0).to_numpy()
         assert float(rollout[(task, "cls")]["rollout"]) == pytest.approx(cls.mean())
+    # The report shows the cross-task figures, its CSVs beside them but not as figures.
+    assert main(["report", "--store", str(store.root), "--out", str(tmp_path / "report")]) == 0
+    text = (tmp_path / "report" / "findings.md").read_text()
+    for name in ("tasks_norms_weight", "tasks_sinks", "tasks_rollout"):
+        assert f"]({name}.png)" in text and f"{name}.csv" not in text
+        assert (tmp_path / "report" / f"{name}.csv").exists()
 
 
 def test_stability_is_the_js_distance_of_a_head_across_seeds(task_grid_store, tmp_path):
