@@ -81,8 +81,8 @@ def weight_and_norm(store: Store, run_id: str) -> list[tuple[str, str, float, fl
     for feature in FEATURES:
         out.append(("fig6", feature, _mean([r["value"] for r in by_weight if r["feature"] == feature]),
                     _mean([r["value"] for r in by_norm if r["feature"] == feature])))
-    weight = {r["label"]: r["share"] for r in class_shares(store, run_id) if (r["source"], r["role"]) == ("rules", "finetuned")}
-    norm = {r["label"]: r["share"] for r in norm_class_shares(store, run_id) if (r["source"], r["role"]) == ("rules", "finetuned")}
+    weight, norm = ({r["label"]: r["share"] for r in ask(store, run_id)
+                     if (r["source"], r["role"]) == ("rules", "finetuned")} for ask in (class_shares, norm_class_shares))
     out += [("class", label, weight.get(label, 0.0), norm.get(label, 0.0)) for label in PATTERN_CLASSES]
     return out
 
