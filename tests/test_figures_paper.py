@@ -16,6 +16,7 @@ def test_every_figure_and_table_is_written(tiny_store, tmp_path, capsys):
                     "fig6_features_difference.png", "fig7_cls.png", "table1.png"}
     ablation = {"fig8_heads_f1.png", "fig9_layers.png", "pruning.png"}  # bertsecrets/figures/ablation.py
     ablation |= {p for p in pngs if p.startswith("boundary_")}  # bertsecrets/figures/boundaries.py, when maps allow
+    ablation |= {"norms_weight.png", "sinks.png", "families.png", "rollout.png"}  # bertsecrets/figures/beyond.py
     assert all(p.startswith("fig3_relations_") for p in pngs - ablation - {"fig2_patterns.png", "fig5_change.png",
                "fig6_features.png", "fig6_features_difference.png", "fig7_cls.png", "table1.png"})  # one per source
     assert all((folder / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (folder / p).stat().st_size > 5000 for p in pngs)

@@ -42,20 +42,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 def across_tasks(out, store, tasks: list[str], folder: Path) -> list[tuple[str, Path]]:
-    """The cross-task figures into ``folder``: (caption, path) of each written; a figure without data says why."""
+    """The cross-task figures into ``folder``: (caption, path) of each PNG written (the CSVs beside them are
+    printed only); a figure without data says why."""
     from bertsecrets.core.errors import UserError
-    from bertsecrets.figures.tasks import FIGURES
+    from bertsecrets.figures import across_figures
 
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, draw, caption in FIGURES:
+    for name, draw, caption in across_figures():
         try:
             paths = draw(store, folder, tasks)
         except UserError as exc:
             out.print(text((f"{name}:", "yellow"), " ", str(exc)), highlight=False)
             continue
         for path in paths:
-            written.append((caption, path))
+            if path.suffix == ".png":
+                written.append((caption, path))
             out.print(text("  ", ("✓", "green"), " ", str(path)), highlight=False)
     return written
 
