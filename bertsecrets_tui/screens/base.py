@@ -9,7 +9,7 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Static
+from textual.widgets import Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from bertsecrets.core.errors import UserError
@@ -119,6 +119,23 @@ class StoreScreen(Screen):
 def task_seed(title: str, seed: int | None) -> str:
     """The run's task and seed as the screens' top lines print them (markup): "[b]STS-B*[/] · seed 1"."""
     return f"[b]{escape(title)}[/]" + ("" if seed is None else f" · seed {seed}")
+
+
+#: The keys of a screen of tabs.
+TAB_BINDINGS = [
+    Binding("right_square_bracket", "tab(1)", "tab", key_display="]/[", tooltip="next tab"),
+    Binding("left_square_bracket", "tab(-1)", "previous tab", show=False),
+]
+
+
+class Tabs:
+    """`]` and `[`: the next and the previous tab of the screen's TabbedContent (it lists TAB_BINDINGS in its
+    BINDINGS)."""
+
+    def action_tab(self, step: int) -> None:
+        tabs = self.query_one(TabbedContent)
+        ids = [pane.id for pane in self.query(TabPane)]
+        tabs.active = ids[(ids.index(tabs.active) + step) % len(ids)]
 
 
 #: Keys that go to another run of the comparison across tasks and seeds; the footer shows them (as one entry, after
