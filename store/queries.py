@@ -208,7 +208,7 @@ def run_table(store: Store, table: str, run_id: str) -> pa.Table:
     return store.query(f"SELECT * FROM {table} WHERE run_id = ?", [run_id])
 
 
-def weighted(table: str, norm: bool) -> str:
+def _weighted(table: str, norm: bool) -> str:
     """``table``, or with ``norm`` its twin of the same columns over the norm-weighted maps (``norm_<table>``:
     a_ij ||f(x_j)||, rows renormalised; Kobayashi et al. 2020)."""
     return f"norm_{table}" if norm else table
@@ -217,7 +217,7 @@ def weighted(table: str, norm: bool) -> str:
 def class_shares(store: Store, run_id: str, norm: bool = False) -> list[dict[str, Any]]:
     """Each pattern class's share of all maps (``norm``: of the norm-weighted maps, rule labels), per labeller kind
     (``source``) and model (``role``)."""
-    return store.rows(f"SELECT source, role, label, avg(share) AS share FROM {weighted('class_shares', norm)} "
+    return store.rows(f"SELECT source, role, label, avg(share) AS share FROM {_weighted('class_shares', norm)} "
                       "WHERE run_id = ? GROUP BY source, role, label ORDER BY source, role, label", [run_id])
 
 
@@ -385,7 +385,7 @@ def finished_finetuned_runs(store: Store) -> list[dict[str, Any]]:
 def feature_attention(store: Store, run_id: str, role: str, norm: bool = False) -> list[dict[str, Any]]:
     """Every head's attention (``norm``: norm-weighted attention) to each token type (Fig. 6) for one model, by layer,
     head and type."""
-    return store.rows(f"SELECT layer, head, feature, value FROM {weighted('feature_attention', norm)} "
+    return store.rows(f"SELECT layer, head, feature, value FROM {_weighted('feature_attention', norm)} "
                       "WHERE run_id = ? AND role = ? ORDER BY layer, head, feature", [run_id, role])
 
 
@@ -398,8 +398,8 @@ def layer_means(store: Store, run_id: str, role: str) -> list[dict[str, Any]]:
 def layer_change(store: Store, run_id: str, norm: bool = False) -> list[dict[str, Any]]:
     """Per layer, the mean over its heads of the cosine between the pretrained and the fine-tuned maps (``norm``:
     norm-weighted maps), by layer."""
-    return store.rows(f"SELECT layer, avg(cosine_mean) AS cosine FROM {weighted('head_change', norm)} WHERE run_id = ? "
-                      "GROUP BY layer ORDER BY layer", [run_id])
+    return store.rows(f"SELECT layer, avg(cosine_mean) AS cosine FROM {_weighted('head_change', norm)} "
+                      "WHERE run_id = ? GROUP BY layer ORDER BY layer", [run_id])
 
 
 # -- the browser's sentence view and labelling references --------------------------------------
