@@ -9,7 +9,7 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Static, TabbedContent, TabPane
+from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from bertsecrets.core.errors import UserError
@@ -133,6 +133,8 @@ class Tabs:
     BINDINGS)."""
 
     def action_tab(self, step: int) -> None:
+        from textual.widgets import TabbedContent, TabPane  # the screens of tabs load them; the Runs screen need not
+
         tabs = self.query_one(TabbedContent)
         ids = [pane.id for pane in self.query(TabPane)]
         tabs.active = ids[(ids.index(tabs.active) + step) % len(ids)]
