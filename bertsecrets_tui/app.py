@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import Callable
+
 from textual.app import App
 from textual.binding import Binding
 from textual.worker import get_current_worker
@@ -10,28 +13,29 @@ from bertsecrets.core import config
 from bertsecrets.tui.keys import PLACES
 from bertsecrets.tui.messages import StoreChanged
 from bertsecrets.tui.reader import Reader
-from bertsecrets.tui.screens.ablation import AblationScreen
 from bertsecrets.tui.screens.base import StoreScreen
-from bertsecrets.tui.screens.families import FamiliesScreen
-from bertsecrets.tui.screens.features import FeaturesScreen
-from bertsecrets.tui.screens.heads import HeadGridScreen
 from bertsecrets.tui.screens.help import HelpScreen
-from bertsecrets.tui.screens.labelling import LabellingScreen
-from bertsecrets.tui.screens.map import MapScreen
-from bertsecrets.tui.screens.model import ModelScreen
-from bertsecrets.tui.screens.runs import RunsScreen
-from bertsecrets.tui.screens.sentence import SentenceScreen
-from bertsecrets.tui.screens.sql import SQLScreen
-from bertsecrets.tui.screens.tasks import TasksScreen
 from bertsecrets.tui.state import Selection
 from bertsecrets.store import Store
 
+#: Each place's screen: (module in bertsecrets.tui.screens, class), imported when the place is first shown,
+#: so a cold start pays for the Runs screen only, not for screens it never shows.
 SCREENS = {
-    "runs": RunsScreen, "tasks": TasksScreen, "heads": HeadGridScreen, "map": MapScreen, "model": ModelScreen,
-    "sentence": SentenceScreen,
-    "label": LabellingScreen, "features": FeaturesScreen, "ablation": AblationScreen, "sql": SQLScreen,
-    "families": FamiliesScreen,
+    "runs": ("runs", "RunsScreen"), "tasks": ("tasks", "TasksScreen"), "heads": ("heads", "HeadGridScreen"),
+    "map": ("map", "MapScreen"), "model": ("model", "ModelScreen"), "sentence": ("sentence", "SentenceScreen"),
+    "label": ("labelling", "LabellingScreen"), "features": ("features", "FeaturesScreen"),
+    "ablation": ("ablation", "AblationScreen"), "sql": ("sql", "SQLScreen"), "families": ("families", "FamiliesScreen"),
 }
+
+
+def screen_class(mode: str) -> type[StoreScreen]:
+    """The screen class of a place, imported on first use."""
+    module, name = SCREENS[mode]
+    return getattr(importlib.import_module(f"bertsecrets.tui.screens.{module}"), name)
+
+
+def _make(mode: str) -> Callable[[], StoreScreen]:
+    return lambda: screen_class(mode)()
 
 
 class BrowseApp(App):
@@ -40,7 +44,7 @@ class BrowseApp(App):
     TITLE = "bertsecrets"
     CSS_PATH = "app.tcss"
     ENABLE_COMMAND_PALETTE = False
-    MODES = SCREENS
+    MODES = {mode: _make(mode) for mode in SCREENS}
     DEFAULT_MODE = "runs"
     BINDINGS = [
         *(Binding(p.key, f"goto('{p.mode}')", p.title, show=False) for p in PLACES),

@@ -13,7 +13,7 @@ import uuid
 import pytest
 from textual.binding import Binding
 
-from bertsecrets.tui.app import SCREENS, BrowseApp
+from bertsecrets.tui.app import BrowseApp, screen_class
 from bertsecrets.tui.keys import PLACES
 from bertsecrets.tui.widgets.keybar import LAST
 
@@ -90,7 +90,7 @@ def test_every_screen_at_80x24_in_256_colours(pane):
     # The SQL screen last: its input takes the letters that open the other screens.
     for place in sorted(PLACES, key=lambda p: p.mode == "sql"):
         pane.keys(place.key)
-        wanted = _shown_bindings(SCREENS[place.mode], typing=place.mode in TYPING)
+        wanted = _shown_bindings(screen_class(place.mode), typing=place.mode in TYPING)
         deadline, text, coloured = time.monotonic() + 30, "", ""
         while time.monotonic() < deadline:
             text, coloured = pane.text(), pane.text(escapes=True)
