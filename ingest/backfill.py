@@ -18,7 +18,7 @@ NAME = "norms"
 
 def _missing(store: Store, plan) -> list[str]:
     """The roles whose finished map set lacks its norms."""
-    from bertsecrets.store.maps import MapReader
+    from bertsecrets.store.maps import norms_complete
 
     out = []
     for role in ROLES:
@@ -27,7 +27,7 @@ def _missing(store: Store, plan) -> list[str]:
         if not path.exists() or part is None or not part.num_rows or part["status"][0].as_py() != "done":
             continue  # maps not finished: their extraction comes first (and writes norms where it can)
         try:
-            if not MapReader(path).has_norms:
+            if not norms_complete(path):
                 out.append(role)
         except StoreError:
             continue  # a damaged map set is `bertsecrets check`'s to report

@@ -263,7 +263,7 @@ def remote_cluster(address: str) -> Iterator[Cluster]:
     _need_dask()
     try:
         client = distributed.Client(address, timeout="20s")
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, ValueError) as exc:  # ValueError: an address of no known protocol
         raise UserError(f"cannot reach the Dask scheduler at {address} ({' '.join(str(exc).split()) or type(exc).__name__}): "
                         "start it with `dask scheduler` and give its address (tcp://HOST:8786)") from None
     with client:
@@ -396,6 +396,7 @@ class Submitter:
         self.cluster, self.store, self.view = cluster, store, view
         self.root = str(store.root)
         self.shared_maps: dict[str, Any] = {}  # map_id -> the future of the unit that makes the set
+        self.shared_norms: dict[str, Any] = {}  # pretrained map_id -> the future of the first backfill adding its norms
         self.sweep_pieces = 1  # see ``sweep_pieces``
 
     def submit(self, cell: Cell, kind: str, unit: str, fn: Callable, args: tuple, after: list,
@@ -445,16 +446,27 @@ class Submitter:
         self.post_steps(cell, light, finished)
 
     def post_steps(self, cell: Cell, plan: Plan, finished: list[Any]) -> None:
-        from bertsecrets.ingest import ablation
+        from bertsecrets.ingest import ablation, analyses, backfill
 
         run_id, s = plan.run_ids["finetuned"], plan.settings
         fresh = bool(finished)  # the run is being made now: every step after it is to do
+        norms: list[Any] = []  # the backfill this run's analyses wait for: they read the norms it adds
         for step in POST_STEPS:
             if not fresh and step.done(self.store, plan):
                 continue
             if step is not ablation or self.sweep_pieces == 1:  # the step as one unit, as in one process
-                self.submit(cell, "post", f"{step.NAME}-{run_id}", units.post_step, (self.root, plan, step.NAME),
-                            finished, model=step is ablation)
+                after = list(finished)
+                if step is analyses:
+                    after += norms
+                shared = plan.map_ids["pretrained"]
+                if step is backfill and shared in self.shared_norms:
+                    # The seeds share the pretrained map set: its norms are added once, by the first seed's unit.
+                    after.append(self.shared_norms[shared])
+                future = self.submit(cell, "post", f"{step.NAME}-{run_id}", units.post_step,
+                                     (self.root, plan, step.NAME), after, model=step in (ablation, backfill))
+                if step is backfill:
+                    norms = [future]
+                    self.shared_norms.setdefault(shared, future)
                 continue
             device, batch, pieces = s.device, min(s.eval_batch_size, 32), self.sweep_pieces
             missing = {t for t in ablation.TABLES if fresh or not self.store.catalog.has_part(t, run_id)}

@@ -12,6 +12,7 @@ directly): it runs in :class:`SQLConsole`, DuckDB's sandbox over a copy of the t
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import shutil
@@ -168,11 +169,18 @@ class Catalog:
     def has_part(self, table: str, part: str) -> bool:
         return self.part_path(table, part).exists()
 
+    def part_rows(self, table: str, part: str) -> list[dict[str, Any]]:
+        """One part's rows as dicts (none when it does not exist)."""
+        data = self.read_part(table, part)
+        return [] if data is None else pylist(data)
+
     def read_part(self, table: str, part: str) -> pa.Table | None:
         """One part as Arrow, or None when it does not exist."""
         path = self.part_path(table, part)
         try:
-            return pq.read_table(path)
+            # ParquetFile, not pq.read_table: the latter imports pyarrow.dataset and with it pandas (0.8 s).
+            with pq.ParquetFile(path) as part_file:
+                return part_file.read()
         except FileNotFoundError:
             return None
         except PermissionError as exc:
@@ -351,10 +359,32 @@ class Catalog:
         return table
 
     def rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
-        return self.query(sql, params).to_pylist()
+        return pylist(self.query(sql, params))
 
 
 _WANTED_TYPES: dict[str, dict[str, str]] = {}
+
+
+def pylist(table: pa.Table) -> list[dict[str, Any]]:
+    """``table.to_pylist()``, with time-zoned timestamps converted without pyarrow's pandas check.
+
+    pyarrow imports pandas (0.8 s on the 2-core machine) the first time it turns a timestamp with a
+    time zone into Python; the runs' start and end times are such timestamps, so every command that
+    shows a run paid for it. Here they become naive UTC values first and get their zone back after:
+    the same datetimes pyarrow gives.
+    """
+    zoned = [(i, f) for i, f in enumerate(table.schema) if pa.types.is_timestamp(f.type) and f.type.tz]
+    if not zoned:
+        return table.to_pylist()
+    for i, f in zoned:
+        table = table.set_column(i, f.name, table.column(i).cast(pa.timestamp(f.type.unit)))
+    zones = [(f.name, pa.lib.string_to_tzinfo(f.type.tz)) for _, f in zoned]
+    rows = table.to_pylist()
+    for row in rows:
+        for name, zone in zones:
+            if row[name] is not None:
+                row[name] = row[name].replace(tzinfo=dt.timezone.utc).astimezone(zone)
+    return rows
 
 
 def _one_line(exc: BaseException) -> str:

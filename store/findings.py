@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from bertsecrets.core.patterns import VERTICAL_MIN
-from bertsecrets.core.settings import columns
+from bertsecrets.core.settings import columns, stored_weights
 from bertsecrets.core.stats import spearman
 from bertsecrets.core.tasks import SETUPS, TASKS, Task, get_task
 from bertsecrets.store import queries
@@ -86,7 +86,8 @@ def cut_note(record: dict[str, Any]) -> str:
 def _configuration(record: dict[str, Any]) -> tuple:
     """What decides a run's results except its seed."""
     settings = tuple(record.get(name) for name, _ in columns() if name != "seed")
-    return (record["model_used"], record["data_fingerprint"], record.get("device"), record.get("dtype"), *settings)
+    return (record["model_used"], record["data_fingerprint"], record.get("device"), record.get("dtype"),
+            stored_weights(record), *settings)
 
 
 def groups(store: Store, tasks: list[str] | None = None) -> list[Group]:

@@ -469,6 +469,19 @@ class NormWriter:
         self.close()
 
 
+def norms_complete(path: Path) -> bool:
+    """Whether every example of the map set at ``path`` has its norms, from the group's metadata alone.
+
+    What :attr:`MapReader.has_norms` says, without importing zarr: an ingest with nothing to do asks it of
+    every run, and zarr's import alone would take longer than the rest of that check.
+    """
+    try:
+        meta = json.loads((path / "zarr.json").read_text())
+        return meta.get("attributes", {}).get("norms") == NORMS_COMPLETE
+    except (OSError, ValueError, AttributeError) as exc:
+        raise StoreCorrupt(f"attention maps at {path} are unreadable ({exc}); run `bertsecrets check`") from exc
+
+
 class MapReader:
     """Reads one map set: a head, a layer, an example, or everything in bulk."""
 

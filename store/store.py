@@ -29,9 +29,9 @@ from typing import Any, Iterable, Iterator
 
 import duckdb
 
-from bertsecrets.store.catalog import Catalog, dir_mode, file_mode
+from bertsecrets.store.catalog import Catalog, dir_mode, file_mode, pylist
 from bertsecrets.store.errors import NotAStore, StoreCorrupt, StoreError, StoreReadOnly, writing
-from bertsecrets.store.maps import MapReader, MapWriter, NormWriter, forget_examples
+from bertsecrets.store.maps import MapReader, MapWriter, NormWriter, forget_examples, norms_complete
 from bertsecrets.store.schema import SCHEMA_VERSION, TABLES
 
 MARKER = "bertsecrets-store.json"
@@ -45,6 +45,14 @@ DAMAGED = "damaged"
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+def _older_than(path: Path, cutoff: float) -> bool:
+    """Whether ``path`` was last written before ``cutoff``; False once another writer has renamed it away."""
+    try:
+        return path.stat().st_mtime < cutoff
+    except FileNotFoundError:
+        return False
 
 
 class Store:
@@ -189,7 +197,7 @@ class Store:
         table = self.catalog.read_part("runs", run_id)
         if table is None or table.num_rows == 0:
             return None
-        return table.to_pylist()[0]
+        return pylist(table)[0]
 
     def save_run(self, record: dict[str, Any]) -> None:
         self.catalog.write("runs", record["run_id"], [record])
@@ -273,7 +281,7 @@ class Store:
         folder = self.run_dir(run_id)
         candidates = list(folder.glob(".tmp-*")) + list(folder.glob(".old-*")) if folder.is_dir() else []
         cutoff = time.time() - 600  # a part is written in well under a second
-        candidates += [p for p in self.catalog.tables_dir.glob("*/.tmp-*") if p.stat().st_mtime < cutoff]
+        candidates += [p for p in self.catalog.tables_dir.glob("*/.tmp-*") if _older_than(p, cutoff)]
         for path in candidates:
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
             count += 1
@@ -336,12 +344,19 @@ class Store:
 
     def maps(self, run_id: str, role: str) -> MapReader:
         """The finished maps of a run's pretrained or fine-tuned model."""
+        return MapReader(self._finished_maps_path(run_id, role))
+
+    def maps_have_norms(self, run_id: str, role: str) -> bool:
+        """Whether the run's finished maps of ``role`` have every example's norms (metadata only, no zarr)."""
+        return norms_complete(self._finished_maps_path(run_id, role))
+
+    def _finished_maps_path(self, run_id: str, role: str) -> Path:
         rows = self.rows(
             "SELECT map_id FROM maps WHERE run_id = ? AND role = ? AND status = 'done'", [run_id, role]
         )
         if not rows:
             raise StoreError(f"run {run_id} has no finished {role} maps: run `bertsecrets ingest` for its task")
-        return MapReader(self.maps_path(rows[0]["map_id"]))
+        return self.maps_path(rows[0]["map_id"])
 
     def map_set(self, map_id: str) -> MapReader:
         return MapReader(self.maps_path(map_id))

@@ -203,6 +203,47 @@ def test_check_workers_fails_the_ingest_in_one_line_before_any_work(tiny_store):
     assert cluster.check_workers(mixed, store, "auto").device == "cuda"
 
 
+class _RecordingClient:
+    """Takes the units submitted and keeps, for each, the futures it was told to wait for."""
+
+    class Future:
+        def __init__(self, key):
+            self.key = key
+
+        def add_done_callback(self, fn):
+            pass
+
+    def __init__(self):
+        self.after: dict[str, list[str]] = {}
+
+    def submit(self, fn, fn_, unit, threads, args, after, key, resources, priority, pure):
+        self.after[key] = [f.key for f in after]
+        return self.Future(key)
+
+
+def test_post_steps_wait_for_the_norms_they_read_and_seeds_add_shared_norms_once(tiny_store, tiny_bert, tiny_glue):
+    """On an older store the backfill adds the norms: the analyses read them, so they wait for it; and the
+    seeds share the pretrained map set, so only the first seed's backfill writes its norms, the others wait."""
+    from tests.conftest import TINY_INGEST
+
+    store, _ = tiny_store
+    client = _RecordingClient()
+    submitter = cluster.Submitter(cluster.Cluster(client), store, cluster.GridView(Console(file=io.StringIO())))
+    plans = [make_plan(IngestSettings(task="mrpc", model=str(tiny_bert), data_dir=str(tiny_glue), seed=seed,
+                                      store=str(store.root), **TINY_INGEST)) for seed in (0, 1)]
+    assert plans[0].map_ids["pretrained"] == plans[1].map_ids["pretrained"]
+    for plan in plans:
+        cell = cluster.Cell("mrpc", plan.settings.seed, plan.settings, plan)
+        finished = [client.Future(f"finish-{plan.run_ids['finetuned']}")]  # a run made now: every step to do
+        submitter.post_steps(cell, plan, finished)
+    first, second = (p.run_ids["finetuned"] for p in plans)
+    assert client.after[f"analyses-{first}"] == [f"finish-{first}", f"norms-{first}"]
+    assert client.after[f"analyses-{second}"] == [f"finish-{second}", f"norms-{second}"]
+    assert client.after[f"norms-{first}"] == [f"finish-{first}"]
+    assert client.after[f"norms-{second}"] == [f"finish-{second}", f"norms-{first}"]
+    assert f"norms-{first}" not in client.after[f"ablation-{second}"]  # the sweep reads no norms
+
+
 def test_a_scheduler_that_cannot_be_reached_is_one_line(tiny_store, capsys):
     store, _ = tiny_store
     code = main(["ingest", "mrpc", "--store", str(store.root), "--scheduler", "tcp://127.0.0.1:9"])

@@ -110,7 +110,7 @@ def test_two_families_of_heads_are_never_mixed():
     fam = families.families(d)
     a, b = set(fam.labels[:n]), set(fam.labels[n:])
     assert not a & b
-    assert 2 <= fam.n_families <= families.MAX_FAMILIES and fam.silhouette is not None
+    assert families.MIN_FAMILIES <= fam.n_families <= families.MAX_FAMILIES and fam.silhouette is not None
     # The embedding keeps them apart: every head is nearer its family's centre than the other's.
     centres = np.array([fam.xy[:n].mean(axis=0), fam.xy[n:].mean(axis=0)])
     near = np.linalg.norm(fam.xy[:, None, :] - centres[None], axis=-1).argmin(axis=1)

@@ -123,6 +123,13 @@ def test_half_precision_weights_are_the_float32_run_rounded_and_the_run_computes
                 assert a.dtype == torch.float16 and torch.equal(a, b.half()), name
     # The stored predictions are those of the stored weights, read back.
     record = store.run(run_id)
+    # A float16 run is another configuration than the float32 one, not another seed of it.
+    from bertsecrets.core.settings import stored_weights
+    from bertsecrets.store.findings import _configuration
+
+    full_record = full_store.run(full_plan.run_ids["finetuned"])
+    assert (stored_weights(record), stored_weights(full_record)) == ("float16", "float32")
+    assert _configuration(record)[4] == "float16" and _configuration(full_record)[4] == "float32"
     model = load_finetuned(folder).eval()
     assert next(model.parameters()).dtype == torch.float32
     split = dev_split(store, record)

@@ -151,3 +151,12 @@ def test_settings_check_types_as_well():
     with pytest.raises(UserError, match="--seed"):
         IngestSettings(task="mrpc", seed=True)
     assert IngestSettings(task="mrpc", setups="finetuned, random_init").setups == ("finetuned", "random_init")
+
+
+def test_runs_stored_before_the_weights_setting_count_as_float32():
+    from bertsecrets.core.settings import stored_weights
+
+    assert stored_weights({"settings_json": '{"seed": 0, "precision": "uint8"}'}) == "float32"  # an older run
+    assert stored_weights({"settings_json": '{"seed": 0, "weights": "float16"}'}) == "float16"
+    assert stored_weights({"settings_json": None}) == "float32"
+    assert stored_weights({"settings_json": "not json"}) == "float32"

@@ -200,6 +200,52 @@ def test_missing_and_corrupt_chunks_are_errors_not_zeros(store):
         reader.head(2, 5, 0)
 
 
+def test_rows_with_zoned_timestamps_are_what_pyarrow_gives():
+    """The catalog's own conversion of time-zoned timestamps against pyarrow's to_pylist, zone by zone."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from bertsecrets.store.catalog import pylist
+
+    when = [dt.datetime(2026, 11, 30, 6, 3, 43, 917804, tzinfo=dt.timezone.utc), None,
+            dt.datetime(1999, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc)]
+    for tz in ("UTC", "Europe/Paris", "+05:30"):
+        table = pa.table({
+            "run_id": ["a", "b", "c"],
+            "started_at": pa.array(when, pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us", tz=tz)),
+            "naive": pa.array([dt.datetime(2020, 1, 1), None, dt.datetime(2021, 2, 3, 4, 5, 6)], pa.timestamp("ms")),
+            "n": [1, 2, None],
+        })
+        ours, theirs = pylist(table), table.to_pylist()
+        assert ours == theirs
+        for a, b in zip(ours, theirs):  # the same instants, shown in the same zone
+            assert (a["started_at"] is None) == (b["started_at"] is None)
+            if a["started_at"] is not None:
+                assert a["started_at"].utcoffset() == b["started_at"].utcoffset()
+                assert a["started_at"].isoformat() == b["started_at"].isoformat()
+
+
+def test_reading_runs_does_not_import_pandas(store):
+    """pyarrow imports pandas to turn a zoned timestamp into Python; the catalog's reads must not."""
+    import datetime as dt
+
+    when = dt.datetime(2026, 11, 30, 6, 3, 43, tzinfo=dt.timezone.utc)
+    store.save_run({"run_id": "r1", "task": "mrpc", "status": "done", "started_at": when, "finished_at": when})
+    script = f"""
+import sys
+from bertsecrets.store import Store
+s = Store.open({str(store.root)!r})
+run = s.run("r1")
+rows = s.rows("SELECT run_id, started_at FROM runs")
+assert run["started_at"].isoformat() == {when.isoformat()!r}, run["started_at"]
+assert rows[0]["started_at"].isoformat() == {when.isoformat()!r}, rows
+print("PANDAS", "pandas" in sys.modules)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert "PANDAS False" in result.stdout
+
+
 def test_catalog_views_rows_and_read_only_sql(store):
     assert store.rows("SELECT count(*) AS n FROM runs") == [{"n": 0}]  # views exist before any rows
     store.save_run({"run_id": "r1", "task": "mrpc", "status": "done", "accuracy": 0.8})

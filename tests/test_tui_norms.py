@@ -51,6 +51,33 @@ async def test_n_switches_the_map_to_norm_weighted_and_says_when_there_are_no_no
         assert "by norm" in pane.border_title and "by norm" in text_of(app, "#map-status")
 
 
+async def test_maps_and_norms_read_for_an_input_the_cursor_has_left_are_not_shown(tmp_path):
+    """A read that lands late (the cursor moved on meanwhile) must not pair one input's norms with another's map."""
+    from bertsecrets.tui.messages import Loaded
+
+    store = handmade_store(tmp_path / "store")
+    for role in ("pretrained", "finetuned"):
+        _add_norms(store, role)
+    app = BrowseApp(store, truecolor=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, "enter", "m", "N")
+        screen, e = app.screen, app.selection.example
+        pane = screen.query_one("#finetuned", Heatmap)
+        shown = pane.matrix.copy()
+        other = e + 1
+        stale_norms = {role: np.full((9, 9, 99), 7.0, dtype=np.float32) for role in ("pretrained", "finetuned")}
+        screen.maps_loaded(Loaded("norms", (other, stale_norms)))  # norms of another input, of another length
+        screen.maps_loaded(Loaded("example", (other, {"pretrained": "x", "finetuned": "x"})))
+        await settle(pilot)
+        assert screen.norms_example == e and screen.shown_example == e
+        assert np.array_equal(pane.matrix, shown)
+        await settle(pilot, "n")  # the next input: its own maps and norms
+        assert app.selection.example == other and screen.norms_example == other == screen.shown_example
+        a = store.maps("run-handmade0001", "finetuned").head(other, app.selection.layer, app.selection.head)
+        want = renormalise(a * np.arange(1, a.shape[0] + 1, dtype=np.float32)[None, :])
+        assert np.allclose(pane.matrix, want, atol=1e-6)
+
+
 async def test_n_on_the_features_screen_reads_the_norm_weighted_table(tmp_path):
     store = handmade_store(tmp_path / "store")
     app = BrowseApp(store, truecolor=False)

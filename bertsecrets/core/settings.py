@@ -14,6 +14,7 @@ changes every field in turn and checks that exactly the declared keys change.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
@@ -162,6 +163,19 @@ def keyed(role: str) -> list[str]:
 def columns() -> list[tuple[str, str]]:
     """(name, arrow type) of the settings the ``runs`` table has a column for, in declaration order."""
     return [(f.name, f.metadata["column"]) for f in fields(IngestSettings) if f.metadata["column"]]
+
+
+def stored_weights(record: dict[str, Any]) -> str:
+    """The precision a run's fine-tuned weights were stored in, from its ``runs`` record (its settings_json).
+
+    Runs from before ``--weights`` existed were float32. Two runs that differ in it are two configurations,
+    not two seeds of one: the report and the cross-seed analyses compare it.
+    """
+    try:
+        saved = json.loads(record.get("settings_json") or "{}")
+    except ValueError:
+        saved = {}
+    return str(saved.get("weights") or "float32")
 
 
 def record_values(settings: IngestSettings, trained: bool) -> dict[str, Any]:

@@ -116,9 +116,9 @@ class MapScreen(SwitchRuns, RunMapsScreen):
         s = self.selection
         cached = {role: self.reader.cached(s.run_id, role, s.example) for role in ROLES}
         if all(m is not None for m in cached.values()):  # read ahead: no need to wait for a thread
-            self.maps_loaded(Loaded("example", cached))
+            self.maps_loaded(Loaded("example", (s.example, cached)))
         else:
-            self.load("example", self.reader.both, s.run_id, s.example)
+            self.load("example", self._read_for, self.reader.both, s.run_id, s.example)
         self.load_norms()
 
     def load_norms(self) -> None:
@@ -126,18 +126,26 @@ class MapScreen(SwitchRuns, RunMapsScreen):
         s = self.selection
         if self.weighting == "norm" and self.norms_example != s.example:
             self.norms = {}
-            self.load("norms", self.reader.both_norms, s.run_id, s.example)
+            self.load("norms", self._read_for, self.reader.both_norms, s.run_id, s.example)
 
     def show_error(self, text: str) -> None:
         for pane in self.panes():
             pane.show_message(text)
 
+    @staticmethod
+    def _read_for(read, run_id: str, example: int) -> tuple[int, dict]:
+        """``read(run_id, example)`` with the input it is of: a result may land after the cursor has moved on."""
+        return example, read(run_id, example)
+
     def maps_loaded(self, message: Loaded) -> None:
+        example, value = message.value
+        if example != self.selection.example:
+            return  # read for an input the cursor has left; the read of the current one is under way
         if message.key == "norms":
-            self.norms, self.norms_example = message.value, self.selection.example
+            self.norms_example, self.norms = example, value
             self.draw()
             return
-        self.data, self.shown_example = message.value, self.selection.example
+        self.shown_example, self.data = example, value
         self.draw()
         following = self.selection.example + 1
         if self.context is not None and following < self.context.n_examples:
@@ -158,7 +166,7 @@ class MapScreen(SwitchRuns, RunMapsScreen):
             data = self.data.get(role, "no maps")
             out[role] = data if isinstance(data, str) else data[s.layer, s.head]
             if self.weighting == "norm" and not isinstance(data, str):
-                norms = self.norms.get(role, "reading the norms…") if self.norms_example == s.example else \
+                norms = self.norms.get(role, "reading the norms…") if self.norms_example == self.shown_example else \
                     "reading the norms…"
                 out[role] = norms if isinstance(norms, str) else renormalise(out[role] * norms[s.layer, s.head][None, :])
         pre, ft = out["pretrained"], out["finetuned"]

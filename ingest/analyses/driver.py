@@ -87,7 +87,7 @@ def keys(store: Store, run_id: str) -> dict[str, str]:
 
 
 def _have_norms(store: Store, run_id: str) -> bool:
-    return all(store.maps(run_id, role).has_norms for role in ROLES)
+    return all(store.maps_have_norms(run_id, role) for role in ROLES)
 
 
 def _version(package: str) -> str:
@@ -98,8 +98,7 @@ def _version(package: str) -> str:
 
 
 def stored(store: Store, run_id: str) -> dict[str, dict[str, Any]]:
-    table = store.catalog.read_part("analyses", run_id)
-    return {} if table is None else {r["step"]: r for r in table.to_pylist()}
+    return {r["step"]: r for r in store.catalog.part_rows("analyses", run_id)}
 
 
 def pending(store: Store, run_id: str) -> list[str]:

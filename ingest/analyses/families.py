@@ -35,7 +35,7 @@ import pyarrow as pa
 from rich.progress import Progress
 
 from bertsecrets.core import flow
-from bertsecrets.core.settings import columns
+from bertsecrets.core.settings import columns, stored_weights
 from bertsecrets.core.tasks import ROLES
 from bertsecrets.ingest.analyses.tokens import FEATURES, Annotations
 from bertsecrets.store import Store, StoreError, queries
@@ -76,7 +76,8 @@ def seed_siblings(store: Store, run_id: str) -> list[dict[str, Any]]:
     for other in queries.finetuned_runs_with_maps(store, record["task"]):
         if other["run_id"] == run_id or other["seed"] == record["seed"]:
             continue
-        if all(_norm(other.get(k)) == _norm(record.get(k)) for k in ("model_used", "data_fingerprint", "device", "dtype", *same)):
+        if stored_weights(other) == stored_weights(record) and all(
+                _norm(other.get(k)) == _norm(record.get(k)) for k in ("model_used", "data_fingerprint", "device", "dtype", *same)):
             out.append(other)
     return out
 
