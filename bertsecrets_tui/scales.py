@@ -10,10 +10,14 @@ data again (on the map, `c` does).
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from textual.binding import Binding
 
 from bertsecrets.tui.stats import Grid
+
+if TYPE_CHECKING:
+    from bertsecrets.tui.widgets.grid import HeadGrid
 
 #: The fixed ranges `<` and `>` step through: ±SPAN, in the unit of the values (attention, or metric fractions).
 SPANS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
@@ -86,3 +90,12 @@ class FixedRange:
     def action_auto_span(self) -> None:
         self.span = None
         self.draw_range()
+
+    def show_on_range(self, widget: HeadGrid, grid: Grid) -> Grid:
+        """Show ``grid`` in ``widget`` on the fixed range if one is set, how it is coloured in the widget's border,
+        the cursor on the selected head; the grid as shown."""
+        grid = fixed(grid, self.span)
+        widget.border_subtitle = range_words(grid, self.span)
+        widget.show(grid)
+        widget.move_cursor(self.selection.layer, self.selection.head, announce=False)
+        return grid

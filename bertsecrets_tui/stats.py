@@ -69,6 +69,12 @@ class HeadStat:
         return f"{self.title}: not computed yet: run `bertsecrets {self.command} {task}`"
 
 
+def top(*arrays: np.ndarray, default: float = 1.0) -> float:
+    """The largest finite value in ``arrays``, the top of a colour scale; ``default`` where none is above 0."""
+    finite = np.concatenate([a[np.isfinite(a)] for a in arrays]) if arrays else np.zeros(0)
+    return float(finite.max()) if finite.size and finite.max() > 0 else default
+
+
 def per_head(stats: RunStats, rows: list[dict[str, Any]], column: str) -> np.ndarray:
     """``column`` of ``rows`` as a [layer, head] array, NaN where no row has it."""
     out = np.full((stats.n_layers, stats.n_heads), np.nan)
@@ -138,8 +144,7 @@ def _ablation_grid(stats: RunStats, option: str | None, role: str) -> Grid:
     low, high = per_head(stats, rows, "ci_low"), per_head(stats, rows, "ci_high")
     with np.errstate(invalid="ignore"):
         marks = (low > 0) | (high < 0)
-    finite = np.abs(delta[np.isfinite(delta)])
-    span = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    span = top(np.abs(delta))
     return Grid(delta, "div", -span, span, marks=marks, fmt=points,
                 note=f"{option} with the head disabled minus baseline, in points; * = 95% interval excludes 0")
 
@@ -298,7 +303,6 @@ def seed_grid(stat: HeadStat, runs: list[RunStats], option: str | None, role: st
     with warnings.catch_warnings():  # a head without a value in any seed (or in one only, for the spread) stays NaN
         warnings.simplefilter("ignore", RuntimeWarning)
         out = np.nanmean(values, axis=0) if how == "mean" else np.nanstd(values, axis=0, ddof=1)
-    finite = out[np.isfinite(out)]
     which = f"{OVER_WORDS[how]} over {len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})"
     note, _, marked = first.note.partition("; *")
     if how == "mean":
@@ -307,16 +311,16 @@ def seed_grid(stat: HeadStat, runs: list[RunStats], option: str | None, role: st
             marks = np.logical_and.reduce([g.marks for g in grids])
             note += f"; *{marked} in every seed"
         if first.kind == "div":
-            span = float(np.abs(finite).max()) if finite.size and np.abs(finite).max() > 0 else 1.0
+            span = top(np.abs(out))
             low, high = -span, span
         else:
             low = min(g.low for g in grids)
+            finite = out[np.isfinite(out)]
             high = float(finite.max()) if finite.size else low + 1.0
             high = high if high > low else low + 1.0
         grid = Grid(out, first.kind, low, high, marks=marks, note=f"{which} of: {note}", fmt=first.fmt)
     else:
-        high = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
-        grid = Grid(out, "seq", 0.0, high, note=f"{which} of: {note}",
+        grid = Grid(out, "seq", 0.0, top(out), note=f"{which} of: {note}",
                     fmt=unsigned_points if first.fmt is points else short)
     return SeedGrid(None if grid.empty else grid, seeds, values,
                     "" if not grid.empty else f"{stat.title}: no head has values in two seeds")

@@ -208,16 +208,17 @@ class _Reader:
             self._cache[key] = ask()
         return self._cache[key]
 
-    def shares(self, run_id: str) -> dict[tuple[str, str, str], float]:
-        return self._get(("shares", run_id), lambda: {
-            (r["source"], r["role"], r["label"]): float(r["share"]) for r in queries.class_shares(self.store, run_id)})
+    def shares(self, run_id: str, norm: bool = False) -> dict[tuple[str, str, str], float]:
+        return self._get(("shares", run_id, norm), lambda: {(r["source"], r["role"], r["label"]): float(r["share"])
+                                                            for r in queries.class_shares(self.store, run_id, norm)})
 
-    def change(self, run_id: str) -> dict[int, float]:
-        return self._get(("change", run_id), lambda: {
-            int(r["layer"]): float(r["cosine"]) for r in queries.layer_change(self.store, run_id)})
+    def change(self, run_id: str, norm: bool = False) -> dict[int, float]:
+        return self._get(("change", run_id, norm), lambda: {
+            int(r["layer"]): float(r["cosine"]) for r in queries.layer_change(self.store, run_id, norm)})
 
-    def features(self, run_id: str, role: str) -> list[dict[str, Any]]:
-        return self._get(("features", run_id, role), lambda: queries.feature_attention(self.store, run_id, role))
+    def features(self, run_id: str, role: str, norm: bool = False) -> list[dict[str, Any]]:
+        return self._get(("features", run_id, role, norm),
+                         lambda: queries.feature_attention(self.store, run_id, role, norm))
 
     def layers(self, run_id: str, role: str) -> list[dict[str, Any]]:
         return self._get(("layers", run_id, role), lambda: queries.layer_means(self.store, run_id, role))
@@ -236,18 +237,6 @@ class _Reader:
 
     def by_norm(self, run_id: str) -> list[dict[str, Any]]:
         return self._get(("by_norm", run_id), lambda: queries.weight_and_norm_shares(self.store, run_id))
-
-    def norm_shares(self, run_id: str) -> dict[tuple[str, str, str], float]:
-        return self._get(("norm_shares", run_id), lambda: {
-            (r["source"], r["role"], r["label"]): float(r["share"]) for r in queries.norm_class_shares(self.store, run_id)})
-
-    def norm_change(self, run_id: str) -> dict[int, float]:
-        return self._get(("norm_change", run_id), lambda: {
-            int(r["layer"]): float(r["cosine"]) for r in queries.norm_layer_change(self.store, run_id)})
-
-    def norm_features(self, run_id: str, role: str) -> list[dict[str, Any]]:
-        return self._get(("norm_features", run_id, role),
-                         lambda: queries.norm_feature_attention(self.store, run_id, role))
 
 
 def _pct(value: float | None, sign: bool = True) -> str:
@@ -888,22 +877,20 @@ def _norm_sections(reader: _Reader, groups: list[Group]) -> list[Section]:
     for label, column in (("||f(x)|| of [CLS]", "fnorm_cls"), ("||f(x)|| of [SEP]", "fnorm_sep"),
                           ("||f(x)||, all tokens", "fnorm_mean")):
         rows.append([label, *per_task(head_mean(column), scale=1.0, digits=2)])
+    weightings = (("weight", False), ("norm", True))
     for label in PATTERN_CLASSES:
-        rows.append([f"{label} maps, by weight (%)",
-                     *per_task(lambda r, label=label: reader.shares(r["run_id"]).get(("rules", "finetuned", label)), digits=0)])
-        rows.append([f"{label} maps, by norm (%)",
-                     *per_task(lambda r, label=label: reader.norm_shares(r["run_id"]).get(("rules", "finetuned", label)),
-                               digits=0)])
+        for by, norm in weightings:
+            rows.append([f"{label} maps, by {by} (%)", *per_task(lambda r, label=label, norm=norm: reader.shares(
+                r["run_id"], norm).get(("rules", "finetuned", label)), digits=0)])
     depth = max(g.n_layers for g in with_norms)
     for layer in range(depth):
-        rows.append([f"cosine, layer {layer + 1}, by weight",
-                     *per_task(lambda r, layer=layer: reader.change(r["run_id"]).get(layer), scale=1.0, digits=3)])
-        rows.append([f"cosine, layer {layer + 1}, by norm",
-                     *per_task(lambda r, layer=layer: reader.norm_change(r["run_id"]).get(layer), scale=1.0, digits=3)])
+        for by, norm in weightings:
+            rows.append([f"cosine, layer {layer + 1}, by {by}", *per_task(lambda r, layer=layer, norm=norm: reader.change(
+                r["run_id"], norm).get(layer), scale=1.0, digits=3)])
     for feature in (*LINGUISTIC, "cls", "sep"):
-        for by, ask in (("weight", reader.features), ("norm", reader.norm_features)):
-            rows.append([f"Fig. 6 {feature}, by {by}", *per_task(lambda r, ask=ask, feature=feature: _mean_feature(
-                ask(r["run_id"], "finetuned"), feature), scale=1.0, digits=3)])
+        for by, norm in weightings:
+            rows.append([f"Fig. 6 {feature}, by {by}", *per_task(lambda r, feature=feature, norm=norm: _mean_feature(
+                reader.features(r["run_id"], "finetuned", norm), feature), scale=1.0, digits=3)])
     sinks = []
     for g in with_norms:
         for record in g.finetuned:

@@ -208,10 +208,17 @@ def run_table(store: Store, table: str, run_id: str) -> pa.Table:
     return store.query(f"SELECT * FROM {table} WHERE run_id = ?", [run_id])
 
 
-def class_shares(store: Store, run_id: str) -> list[dict[str, Any]]:
-    """Each pattern class's share of all maps, per labeller kind (``source``) and model (``role``)."""
-    return store.rows("SELECT source, role, label, avg(share) AS share FROM class_shares WHERE run_id = ? "
-                      "GROUP BY source, role, label ORDER BY source, role, label", [run_id])
+def _weighted(table: str, norm: bool) -> str:
+    """``table``, or with ``norm`` its twin of the same columns over the norm-weighted maps (``norm_<table>``:
+    a_ij ||f(x_j)||, rows renormalised; Kobayashi et al. 2020)."""
+    return f"norm_{table}" if norm else table
+
+
+def class_shares(store: Store, run_id: str, norm: bool = False) -> list[dict[str, Any]]:
+    """Each pattern class's share of all maps (``norm``: of the norm-weighted maps, rule labels), per labeller kind
+    (``source``) and model (``role``)."""
+    return store.rows(f"SELECT source, role, label, avg(share) AS share FROM {_weighted('class_shares', norm)} "
+                      "WHERE run_id = ? GROUP BY source, role, label ORDER BY source, role, label", [run_id])
 
 
 def class_shares_by_layer(store: Store, run_id: str, role: str, source: str) -> list[dict[str, Any]]:
@@ -375,10 +382,11 @@ def finished_finetuned_runs(store: Store) -> list[dict[str, Any]]:
                       "ORDER BY task, seed, started_at DESC")
 
 
-def feature_attention(store: Store, run_id: str, role: str) -> list[dict[str, Any]]:
-    """Every head's attention to each token type (Fig. 6) for one model, by layer, head and type."""
-    return store.rows("SELECT layer, head, feature, value FROM feature_attention WHERE run_id = ? AND role = ? "
-                      "ORDER BY layer, head, feature", [run_id, role])
+def feature_attention(store: Store, run_id: str, role: str, norm: bool = False) -> list[dict[str, Any]]:
+    """Every head's attention (``norm``: norm-weighted attention) to each token type (Fig. 6) for one model, by layer,
+    head and type."""
+    return store.rows(f"SELECT layer, head, feature, value FROM {_weighted('feature_attention', norm)} "
+                      "WHERE run_id = ? AND role = ? ORDER BY layer, head, feature", [run_id, role])
 
 
 def layer_means(store: Store, run_id: str, role: str) -> list[dict[str, Any]]:
@@ -387,10 +395,11 @@ def layer_means(store: Store, run_id: str, role: str) -> list[dict[str, Any]]:
                       "WHERE run_id = ? AND role = ? GROUP BY layer ORDER BY layer", [run_id, role])
 
 
-def layer_change(store: Store, run_id: str) -> list[dict[str, Any]]:
-    """Per layer, the mean over its heads of the cosine between the pretrained and the fine-tuned maps, by layer."""
-    return store.rows("SELECT layer, avg(cosine_mean) AS cosine FROM head_change WHERE run_id = ? "
-                      "GROUP BY layer ORDER BY layer", [run_id])
+def layer_change(store: Store, run_id: str, norm: bool = False) -> list[dict[str, Any]]:
+    """Per layer, the mean over its heads of the cosine between the pretrained and the fine-tuned maps (``norm``:
+    norm-weighted maps), by layer."""
+    return store.rows(f"SELECT layer, avg(cosine_mean) AS cosine FROM {_weighted('head_change', norm)} "
+                      "WHERE run_id = ? GROUP BY layer ORDER BY layer", [run_id])
 
 
 # -- the browser's sentence view and labelling references --------------------------------------
@@ -429,24 +438,6 @@ def catalog_columns(store: Store) -> list[dict[str, Any]]:
 
 
 # -- norm-weighted attention (Kobayashi et al. 2020) and sinks ----------------------------------
-
-
-def norm_class_shares(store: Store, run_id: str) -> list[dict[str, Any]]:
-    """Each pattern class's share of the norm-weighted maps (rule labels), per model (``role``)."""
-    return store.rows("SELECT source, role, label, avg(share) AS share FROM norm_class_shares WHERE run_id = ? "
-                      "GROUP BY source, role, label ORDER BY source, role, label", [run_id])
-
-
-def norm_feature_attention(store: Store, run_id: str, role: str) -> list[dict[str, Any]]:
-    """Every head's norm-weighted attention to each token type (Fig. 6) for one model, by layer, head and type."""
-    return store.rows("SELECT layer, head, feature, value FROM norm_feature_attention WHERE run_id = ? AND role = ? "
-                      "ORDER BY layer, head, feature", [run_id, role])
-
-
-def norm_layer_change(store: Store, run_id: str) -> list[dict[str, Any]]:
-    """Per layer, the mean cosine between the pretrained and the fine-tuned norm-weighted maps, by layer."""
-    return store.rows("SELECT layer, avg(cosine_mean) AS cosine FROM norm_head_change WHERE run_id = ? "
-                      "GROUP BY layer ORDER BY layer", [run_id])
 
 
 def weight_and_norm_shares(store: Store, run_id: str, role: str = "finetuned") -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny random BERT, a tiny MRPC-shaped GLUE folder, and a store built from them."""
+"""Shared fixtures: a tiny random BERT, a tiny MRPC-shaped GLUE folder, and a store built from them; the browser
+steps its Pilot tests share."""
 
 from __future__ import annotations
 
@@ -139,3 +140,24 @@ def real_glue() -> Path:
     if not (REAL_GLUE / "MRPC" / "dev.tsv").exists():
         pytest.skip(f"the real GLUE data is not at {REAL_GLUE} (../shared/data/glue beside the checkout)")
     return REAL_GLUE
+
+
+# -- the browser under Pilot ----------------------------------------------------------------------
+
+
+async def settle(pilot, *keys: str) -> None:
+    """Press ``keys``, then wait until every store read has come back and been drawn."""
+    for key in keys:
+        await pilot.press(key)
+    for _ in range(100):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        if not any(w.is_running for w in pilot.app.workers):
+            return
+
+
+def text_of(app, selector: str) -> str:
+    """What the Static ``selector`` of the screen shown now says."""
+    from textual.widgets import Static
+
+    return str(app.screen.query_one(selector, Static).render())

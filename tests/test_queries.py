@@ -242,6 +242,35 @@ def test_class_shares_are_means_over_heads(hand):
         assert r["share"] == pytest.approx(np.mean(groups[r["source"], r["role"], r["label"]]))
 
 
+
+@pytest.mark.parametrize("norm", [False, True], ids=["weight", "norm"])
+def test_shares_features_and_layer_change_by_weight_or_by_norm(hand, norm):
+    """``norm=True`` asks the norm-weighted twin (``norm_<table>``), grouped and sorted as the weight table is."""
+    store, run_id, _ = hand
+    prefix = "norm_" if norm else ""
+    groups = defaultdict(list)
+    for r in raw(store, prefix + "class_shares", run_id=run_id):
+        groups[r["source"], r["role"], r["label"]].append(r["share"])
+    assert groups  # the tiny ingest writes both weightings
+    shares = queries.class_shares(store, run_id, norm=norm)
+    assert [(r["source"], r["role"], r["label"]) for r in shares] == sorted(groups)
+    for r in shares:
+        assert r["share"] == pytest.approx(np.mean(groups[r["source"], r["role"], r["label"]]))
+
+    features = raw(store, prefix + "feature_attention", run_id=run_id, role="finetuned")
+    assert features
+    assert queries.feature_attention(store, run_id, "finetuned", norm=norm) == sorted(
+        pick(features, "layer", "head", "feature", "value"), key=lambda r: (r["layer"], r["head"], r["feature"]))
+
+    layers = defaultdict(list)
+    for r in raw(store, prefix + "head_change", run_id=run_id):
+        layers[r["layer"]].append(r["cosine_mean"])
+    change = queries.layer_change(store, run_id, norm=norm)
+    assert [r["layer"] for r in change] == sorted(layers) and layers
+    for r in change:
+        assert r["cosine"] == pytest.approx(np.mean(layers[r["layer"]]))
+
+
 def test_class_shares_by_layer(hand):
     store, run_id, _ = hand
     rows = queries.class_shares_by_layer(store, HAND, "finetuned", "rules")

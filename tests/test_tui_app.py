@@ -10,7 +10,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable
 
 from bertsecrets.tui.app import BrowseApp
 from bertsecrets.tui.screens.help import HelpScreen
@@ -19,24 +19,10 @@ from bertsecrets.tui.widgets.heatmap import Heatmap
 from bertsecrets.tui.widgets.thumbnails import Thumbnails
 from bertsecrets.store import Store
 from bertsecrets.store.labels import PATTERN_CLASSES, Labels
+from conftest import settle, text_of
 from test_tui_stores import browse_store, handmade_store, head_value  # noqa: F401 (fixture)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-async def settle(pilot, *keys: str) -> None:
-    """Press ``keys``, then wait until every store read has come back and been drawn."""
-    for key in keys:
-        await pilot.press(key)
-    for _ in range(50):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-        if not any(w.is_running for w in pilot.app.workers):
-            return
-
-
-def text_of(app, selector: str) -> str:
-    return str(app.screen.query_one(selector, Static).render())
 
 
 @pytest.fixture

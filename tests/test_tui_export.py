@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from matplotlib.image import imread
-from textual.widgets import Static
 
 from bertsecrets.core.errors import UserError
 from bertsecrets.store.labels import PATTERN_CLASSES
@@ -17,6 +16,7 @@ from bertsecrets.tui import palette as palettes
 from bertsecrets.tui.app import BrowseApp
 from bertsecrets.tui.export import Panel
 from bertsecrets.tui.stats import Grid
+from conftest import settle, text_of
 from test_tui_stores import TOKENS, handmade_store
 
 RUN = "run-handmade0001"
@@ -128,16 +128,6 @@ def test_without_bertviz_or_with_a_script_it_cannot_fill_the_page_is_one_line(mo
         export.bertviz_js("model")
 
 
-async def settle(pilot, *keys: str) -> None:
-    for key in keys:
-        await pilot.press(key)
-    for _ in range(100):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-        if not any(w.is_running for w in pilot.app.workers):
-            return
-
-
 async def test_export_keys_on_the_map_and_grid_screens(tmp_path, monkeypatch):
     folder = tmp_path / "exports"
     monkeypatch.setenv("BERTSECRETS_EXPORTS", str(folder))
@@ -146,14 +136,14 @@ async def test_export_keys_on_the_map_and_grid_screens(tmp_path, monkeypatch):
     app = BrowseApp(store, truecolor=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, "m", "n", "right_square_bracket", "e")  # input 2, head 2, all three panes
-        status = str(app.screen.query_one("#map-status", Static).render())
+        status = text_of(app, "#map-status")
         png = folder / "mrpc-run-handmade0001-input2-L1H2-all.png"
         assert status == f"wrote {png} and {png.with_suffix('.svg')}"
         assert png.exists() and "fine-tuned − pretrained" in png.with_suffix(".svg").read_text()
 
         await settle(pilot, "b")
         page = folder / "mrpc-run-handmade0001-input2-bertviz.html"
-        assert str(app.screen.query_one("#map-status", Static).render()) == f"wrote {page}"
+        assert text_of(app, "#map-status") == f"wrote {page}"
         data = export.read_page_data(page.read_text())
         n = int(maps["finetuned"].lengths[1])
         assert data["tokens"] == TOKENS[: n - 1] + ["[SEP]"]
@@ -162,7 +152,7 @@ async def test_export_keys_on_the_map_and_grid_screens(tmp_path, monkeypatch):
             assert np.abs(np.array(data["attention"][role]) - maps[role].example(1)).max() <= 5e-6
 
         await settle(pilot, "g", "e")
-        legend = str(app.screen.query_one("#heads-legend", Static).render())
+        legend = text_of(app, "#heads-legend")
         written = legend.splitlines()[-1]
         assert written.startswith(f"wrote {folder}/mrpc-run-handmade0001-grid-") and written.endswith(".svg")
         assert len(list(folder.glob("*grid*.png"))) == 1
@@ -174,7 +164,7 @@ async def test_export_keys_on_the_map_and_grid_screens(tmp_path, monkeypatch):
     app = BrowseApp(store, truecolor=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, "m", "e")
-        status = str(app.screen.query_one("#map-status", Static).render())
+        status = text_of(app, "#map-status")
         assert status.endswith("; sent to this browser") and [p.suffix for p in sent] == [".png", ".svg"]
     monkeypatch.undo()
     monkeypatch.setenv("BERTSECRETS_EXPORTS", str(folder))
@@ -185,6 +175,6 @@ async def test_export_keys_on_the_map_and_grid_screens(tmp_path, monkeypatch):
     app = BrowseApp(store, truecolor=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, "m", "e")
-        status = str(app.screen.query_one("#map-status", Static).render())
+        status = text_of(app, "#map-status")
         assert status.startswith("not exported: cannot make the exports folder") and "BERTSECRETS_EXPORTS" in status
         assert app.is_running

@@ -15,6 +15,7 @@ from bertsecrets.tui.app import BrowseApp
 from bertsecrets.tui.messages import Loaded
 from bertsecrets.tui.screens.families import FamiliesScreen
 from bertsecrets.tui.widgets.head_plot import HeadPlot
+from conftest import text_of
 from test_tui_snapshots import keys
 from test_tui_stores import handmade_store
 
@@ -77,11 +78,11 @@ async def test_the_cursor_moves_between_heads_and_the_panel_follows(store):
         assert isinstance(screen, FamiliesScreen)
         plot = screen.query_one(HeadPlot)
         assert plot.points is not None and len(plot.points) == 18
-        panel = str(screen.query_one("#families-panel").render())
+        panel = text_of(app, "#families-panel")
         assert "layer 1 · head 1 (finetuned)" in panel and "family " in panel and "disabled:" in panel
         await pilot.press("tab")
         assert (app.selection.layer, app.selection.head) == (0, 1)
-        panel = str(screen.query_one("#families-panel").render())
+        panel = text_of(app, "#families-panel")
         assert "layer 1 · head 2" in panel and "across seeds (JS): 0.125 (1 other)" in panel
         await pilot.press("shift+tab", "shift+tab")
         assert (app.selection.layer, app.selection.head) == (2, 5)  # wraps round to the last head
@@ -119,7 +120,7 @@ async def test_the_sentence_view_shows_the_rollout_of_cls(store):
         expected = flow.rollout(maps)[-1, 0]
         panes = screen.text.panes
         assert np.allclose(panes[-1].values, expected)
-        assert "rollout" in str(screen.query_one("#sentence-status").render())
+        assert "rollout" in text_of(app, "#sentence-status")
         await pilot.press("R")
         assert not screen.rollout
 

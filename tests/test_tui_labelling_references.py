@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
-from textual.widgets import Static
 
 from bertsecrets.store.labels import PATTERN_CLASSES
 from bertsecrets.tui.app import BrowseApp
 from bertsecrets.tui.raster import resample
 from bertsecrets.tui.widgets.references import ClassReferences
+from conftest import settle, text_of
 from test_tui_stores import handmade_store
 
 RUN = "run-handmade0001"
-
-
-async def settle(pilot, *keys: str) -> None:
-    for key in keys:
-        await pilot.press(key)
-    for _ in range(50):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-        if not any(w.is_running for w in pilot.app.workers):
-            return
 
 
 def with_confidences(store) -> dict[str, tuple]:
@@ -61,7 +51,7 @@ async def test_references_are_the_most_confident_rule_maps_of_the_run(tmp_path, 
         header = "".join(s.text for s in widget.render_line(0))
         assert all(widget.title(i, widget.thumb) in header for i in range(5))
         # The labeller is still shown, and labelling still moves on.
-        assert "labeller ada" in str(screen.query_one("#label-context", Static).render())
+        assert "labeller ada" in text_of(app, "#label-context")
         first = screen.shown
         await settle(pilot, "1")
         assert screen.shown != first and screen.references_of == RUN

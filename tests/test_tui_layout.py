@@ -29,7 +29,7 @@ from bertsecrets.tui.widgets.heatmap import FIT_MAX_ZOOM, GUTTER, Heatmap
 from bertsecrets.tui.widgets.keybar import KeyBar
 from bertsecrets.tui.widgets.legend import legend_width
 from bertsecrets.tui.widgets.thumbnails import Thumbnails
-from test_tui_app import settle
+from conftest import settle, text_of
 
 SIZES = [(80, 24), (60, 20)]
 WORDS = "the bank said it bought the report and sold its shares of the company yesterday in the city".split()
@@ -102,7 +102,7 @@ async def test_the_map_keeps_its_cursor_in_view_when_zoomed(long_store, size):
         await pilot.pause(0.1)
         pane = app.screen.query_one("#finetuned", Heatmap)
         assert pane.cursor == (14, 0) and pane.placement.size >= pane.n  # zoomed to a cell per token or more
-        assert "query 14 company" in str(app.screen.query_one("#map-status", Static).render())
+        assert "query 14 company" in text_of(app, "#map-status")
         layout = pane.placement
         assert in_view(pane, pane.cursor_region(), top=layout.header, left=layout.gutter, bottom=layout.legend_row)
         await settle(pilot, *["down"] * 40, *["right"] * 50)
@@ -250,7 +250,7 @@ async def test_runs_show_the_steps_after_the_maps_and_a_whole_start_time(short_s
         # The columns fit the screen: the start time is printed whole, not cut at the edge.
         assert sum(c.get_render_width(table) for c in table.columns.values()) <= table.size.width
         assert any("05-01 12:00" in line for line in screen_lines(app))
-        detail = str(app.screen.query_one("#run-detail", Static).render())
+        detail = text_of(app, "#run-detail")
         if missing:
             assert f"{missing[-1] if missing[0] == 'pruning' else ''}" in detail and "–" in detail
             assert ("bertsecrets analyze mrpc" if "head_stats" in missing else "bertsecrets ablate mrpc") in detail
@@ -356,7 +356,7 @@ async def test_tokens_are_spelled_whole_where_the_zoom_leaves_room(short_store, 
         top = pane.scroll_offset.y
         assert gutters[: len(gutters)] == tokens[top: top + len(gutters)]
         await settle(pilot, "down", "down", "down", "right")
-        status = str(app.screen.query_one("#map-status", Static).render())
+        status = text_of(app, "#map-status")
         assert f"query 3 {tokens[3]} → key 1 {tokens[1]}" in status
 
 

@@ -8,7 +8,7 @@ from bertsecrets.store.maps import renormalise
 from bertsecrets.tui.app import BrowseApp
 from bertsecrets.tui.widgets.grid import HeadGrid
 from bertsecrets.tui.widgets.heatmap import Heatmap
-from test_tui_app import settle, text_of
+from conftest import settle, text_of
 from test_tui_stores import handmade_store
 
 

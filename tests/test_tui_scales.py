@@ -9,7 +9,7 @@ from bertsecrets.tui.app import BrowseApp
 from bertsecrets.tui.scales import SPANS, fixed, nearest, range_words, stepped
 from bertsecrets.tui.stats import Grid, points
 from bertsecrets.tui.widgets.grid import HeadGrid
-from test_tui_app import settle
+from conftest import settle
 from test_tui_layout import screen_lines
 from test_tui_stores import handmade_store
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from rich.style import Style
-from textual.widgets import Static
 
 from bertsecrets.store import Store
 from bertsecrets.tui import palette as palettes
@@ -14,6 +13,7 @@ from bertsecrets.tui import sentence
 from bertsecrets.tui.app import BrowseApp
 from bertsecrets.tui.sentence import Pane, Piece, Placed
 from bertsecrets.tui.widgets.sentence_text import SentenceText
+from conftest import settle, text_of
 from test_tui_stores import TOKENS, handmade_store
 
 # "[CLS] play ##ing ball [SEP]": pieces 1 and 2 are one word.
@@ -159,16 +159,6 @@ def store_with_words(root) -> Store:
     return store
 
 
-async def settle(pilot, *keys: str) -> None:
-    for key in keys:
-        await pilot.press(key)
-    for _ in range(50):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-        if not any(w.is_running for w in pilot.app.workers):
-            return
-
-
 def texts(widget: SentenceText) -> list[str]:
     return ["".join(s.text for s in widget.segments_at(y)) for y in range(len(widget.lines))]
 
@@ -195,7 +185,7 @@ async def test_sentence_screen_keys(tmp_path):
         assert screen.position == 2
         fine = [p for p in widget.panes if p.title.startswith("fine-tuned")][0]
         assert np.allclose(fine.values, maps["finetuned"].head(0, 0, 0)[2])
-        status = str(screen.query_one("#sentence-status", Static).render())
+        status = text_of(app, "#sentence-status")
         assert f"itself {maps['finetuned'].head(0, 0, 0)[2, 2]:.3f}" in status
 
         await settle(pilot, "d")  # what attends to "bank": its column
@@ -207,7 +197,7 @@ async def test_sentence_screen_keys(tmp_path):
         assert (app.selection.layer, app.selection.head) == (1, 1)
         fine = [p for p in widget.panes if p.title.startswith("fine-tuned")][0]
         assert np.allclose(fine.values, maps["finetuned"].layer(0, 1).mean(axis=0)[:, 2], atol=1e-6)
-        assert "mean of 6 heads" in str(screen.query_one("#sentence-context", Static).render())
+        assert "mean of 6 heads" in text_of(app, "#sentence-context")
 
         await settle(pilot, "t")  # the fine-tuned model alone
         assert [p.title.split(" · ")[0] for p in widget.panes] == ["fine-tuned"]

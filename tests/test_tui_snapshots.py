@@ -13,6 +13,7 @@ import pytest
 from textual.widgets import Input
 
 from bertsecrets.tui.app import BrowseApp
+from conftest import settle
 from test_tui_stores import handmade_store
 
 SIZE = (80, 24)
@@ -34,14 +35,9 @@ def app(tmp_path, monkeypatch):
 def keys(*pressed: str):
     """Press keys, letting every store read finish after each, so the picture never catches a half-loaded screen."""
     async def run(pilot) -> None:
-        for key in ("_", *pressed):
-            if key != "_":
-                await pilot.press(key)
-            for _ in range(20):
-                await pilot.app.workers.wait_for_complete()
-                await pilot.pause()
-                if not any(w.is_running for w in pilot.app.workers):
-                    break
+        await settle(pilot)
+        for key in pressed:
+            await settle(pilot, key)
         for box in pilot.app.screen.query(Input):  # a blinking cursor would make the picture random
             box.cursor_blink = False
         for _ in range(3):  # tables size their columns on the refresh after their rows arrive

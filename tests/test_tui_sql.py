@@ -22,7 +22,7 @@ from bertsecrets.tui.screens import sql as sql_screen
 from bertsecrets.tui.screens.sql_export import ExportDialog
 from bertsecrets.tui.widgets.schema_tree import Entry, SchemaTree, describe
 from bertsecrets.tui.widgets.sql_complete import Schema, SQLComplete, complete, suggestions, typed_at
-from test_tui_app import settle, text_of
+from conftest import settle, text_of
 from test_tui_layout import screen_lines
 from test_tui_stores import handmade_store
 
@@ -171,6 +171,15 @@ async def type_in(pilot, text: str) -> None:
     await pilot.pause()
 
 
+async def run_query(pilot, sql: str) -> Input:
+    """Open the SQL console and run ``sql`` there, waiting for its result; the console's input box."""
+    await settle(pilot, "s")
+    box = pilot.app.screen.query_one("#sql-input", Input)
+    box.value = sql
+    await settle(pilot, "enter")
+    return box
+
+
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     # The status line adds a query's time once it passes SLOW_SECONDS, which a loaded machine can reach.
@@ -182,9 +191,7 @@ async def test_a_slow_query_has_its_time_printed(store, monkeypatch):
     monkeypatch.setattr(sql_screen, "SLOW_SECONDS", 0.0)
     app = BrowseApp(store, truecolor=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot, "s")
-        app.screen.query_one("#sql-input", Input).value = "SELECT * FROM runs"
-        await settle(pilot, "enter")
+        await run_query(pilot, "SELECT * FROM runs")
         assert re.fullmatch(r"3 rows in \d+\.\d s", text_of(app, "#sql-status"))
 
 
@@ -220,10 +227,7 @@ async def test_tab_completes_a_name_enter_runs_what_is_typed(store):
 async def test_an_error_clears_the_result_and_leaves_nothing_to_export(store):
     app = BrowseApp(store, truecolor=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot, "s")
-        box = app.screen.query_one("#sql-input", Input)
-        box.value = "SELECT * FROM runs"
-        await settle(pilot, "enter")
+        box = await run_query(pilot, "SELECT * FROM runs")
         table = app.screen.query_one("#sql-result", DataTable)
         assert table.row_count == 3
         box.value = "SELECT nope FROM runs"
@@ -238,10 +242,7 @@ async def test_an_error_clears_the_result_and_leaves_nothing_to_export(store):
 async def test_a_running_query_is_cancelled_with_ctrl_g(store):
     app = BrowseApp(store, truecolor=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot, "s")
-        box = app.screen.query_one("#sql-input", Input)
-        box.value = "SELECT * FROM runs"
-        await settle(pilot, "enter")
+        box = await run_query(pilot, "SELECT * FROM runs")
         box.value = "SELECT count(*) FROM range(1000000000000) t(a) WHERE a % 7 = 3"  # hours of work
         await pilot.press("enter")
         for _ in range(200):  # the console copies the catalog first; then the query runs
@@ -266,10 +267,8 @@ async def test_ctrl_s_writes_the_whole_result_and_names_the_file(store, tmp_path
     monkeypatch.setenv("BERTSECRETS_EXPORTS", str(tmp_path / "exports"))
     app = BrowseApp(store, truecolor=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot, "s")
-        box = app.screen.query_one("#sql-input", Input)
-        box.value = "SELECT range AS n, range % 3 AS m FROM range(1200)"  # more rows than the table shows
-        await settle(pilot, "enter")
+        # More rows than the table shows.
+        box = await run_query(pilot, "SELECT range AS n, range % 3 AS m FROM range(1200)")
         assert text_of(app, "#sql-status") == "1200 rows (showing the first 500)"
 
         await settle(pilot, "ctrl+s")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable
 
 from bertsecrets.store import findings as F
 from bertsecrets.tui.app import BrowseApp
@@ -18,23 +18,10 @@ from bertsecrets.tui.screens.tasks import sign
 from bertsecrets.tui.stats import STATS, points, seed_grid, short
 from bertsecrets.tui.widgets.grid import HeadGrid
 from bertsecrets.tui.widgets.keybar import KeyBar
+from conftest import settle, text_of
+from test_tui_snapshots import keys
 
 LAYERS, HEADS = 3, 4  # the tiny BERT's
-
-
-async def settle(pilot, *keys: str) -> None:
-    """Press ``keys``, then wait until every store read has come back and been drawn."""
-    for key in keys:
-        await pilot.press(key)
-    for _ in range(80):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-        if not any(w.is_running for w in pilot.app.workers):
-            return
-
-
-def text_of(app, selector: str) -> str:
-    return str(app.screen.query_one(selector, Static).render())
 
 
 def finetuned(store) -> dict[tuple[str, int], str]:
@@ -274,10 +261,7 @@ def ready(*pressed: str, run: tuple[str, int] | None = None):
         await settle(pilot)
         if run is not None:
             pilot.app.select(run_id=finetuned(pilot.app.store)[run])
-        for key in pressed:
-            await settle(pilot, key)
-        for _ in range(3):  # tables size their columns on the refresh after their rows arrive
-            await pilot.pause(0.05)
+        await keys(*pressed)(pilot)
     return go
 
 

@@ -10,7 +10,7 @@ from bertsecrets.tui import palette
 from bertsecrets.tui.raster import HALF_BLOCK, half_block_segments, resample
 from bertsecrets.tui.reader import Reader, RunStats
 from bertsecrets.tui.sampling import MapKey, Source, label_queue
-from bertsecrets.tui.stats import STATS, head_details, stat_grid
+from bertsecrets.tui.stats import STATS, head_details, stat_grid, top
 from bertsecrets.tui.widgets.heatmap import cells_of, display_size, tokens_of
 from bertsecrets.store.labels import PATTERN_CLASSES, Labels
 from test_tui_stores import handmade_store, head_value, write_analysis_rows
@@ -131,6 +131,14 @@ def test_token_cells_and_cell_tokens_agree(n, zoom):
 
 
 # -- statistics -----------------------------------------------------------------
+
+
+def test_a_colour_scales_top_is_the_largest_finite_value_of_all_its_arrays_or_the_default():
+    arrays = [np.array([[np.nan, -3.0], [0.25, np.inf]]), np.array([0.5, -np.inf]), np.array([])]
+    naive = max((float(v) for a in arrays for v in a.ravel() if np.isfinite(v)), default=None)
+    assert top(*arrays) == naive == 0.5
+    assert top(np.array([-1.0, np.nan])) == 1.0 and top(np.array([0.0]), default=0.01) == 0.01
+    assert top(default=0.01) == 0.01  # no arrays at all: no task has a grid yet
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from bertsecrets.core.errors import UserError
 from bertsecrets.store.labels import Labels
 from bertsecrets.tui import web
 from bertsecrets.tui.app import BrowseApp
-from test_tui_app import settle, text_of
+from conftest import settle, text_of
 from test_tui_stores import browse_store, handmade_store  # noqa: F401 (fixture)
 
 ALICE, BOB = "alice-secret-0123456789", "bob-secret-9876543210xyz"

@@ -15,8 +15,8 @@ from bertsecrets.core.tasks import SETUPS, get_task
 from bertsecrets.tui.markup import escape
 from bertsecrets.tui.messages import Loaded
 from bertsecrets.tui.reader import RunStats
-from bertsecrets.tui.scales import RANGE_BINDINGS, FixedRange, fixed, range_words
-from bertsecrets.tui.screens.base import SWITCH_BINDINGS, StoreScreen, SwitchRuns, task_seed
+from bertsecrets.tui.scales import RANGE_BINDINGS, FixedRange
+from bertsecrets.tui.screens.base import SWITCH_BINDINGS, TAB_BINDINGS, StoreScreen, SwitchRuns, Tabs, task_seed
 from bertsecrets.tui.stats import STATS, change_text, distinct, fmt, stat_grid
 from bertsecrets.tui.widgets.grid import HeadGrid
 from bertsecrets.tui.widgets.tables import fill
@@ -30,15 +30,14 @@ def one_based(value: int | None) -> str:
     return "-" if value is None else str(value + 1)
 
 
-class AblationScreen(FixedRange, SwitchRuns, StoreScreen):
+class AblationScreen(FixedRange, Tabs, SwitchRuns, StoreScreen):
     """Disabling heads and layers (the paper's section 4.6), the run's Table 1, and every row, sortable."""
 
     PLACE = "ablation"
     DEPENDS = ("ablation", "ablation_seeds", "pruning", "head_importance", "runs")
     BINDINGS = [
         Binding("x", "metric", "metric"),
-        Binding("right_square_bracket", "tab(1)", "tab", key_display="]/[", tooltip="next tab"),
-        Binding("left_square_bracket", "tab(-1)", "previous tab", show=False),
+        *TAB_BINDINGS,
         Binding("o", "sort(1)", "sort", key_display="o/O", tooltip="sort every row by the next column (again on a header: reverse)"),
         Binding("O", "sort(-1)", "sort by the previous column", show=False),
         *RANGE_BINDINGS,
@@ -128,10 +127,7 @@ class AblationScreen(FixedRange, SwitchRuns, StoreScreen):
             widget.show_message(missing)
             widget.border_subtitle = ""
         else:
-            grid = fixed(grid, self.span)
-            widget.border_subtitle = range_words(grid, self.span)
-            widget.show(grid)
-            widget.move_cursor(self.selection.layer, self.selection.head, announce=False)
+            grid = self.show_on_range(widget, grid)
         self.query_one("#ablation-note", Static).update(
             "changes in percentage points of the metric, 95% paired bootstrap interval; * = interval excludes 0"
             if grid is not None else missing
@@ -270,11 +266,6 @@ class AblationScreen(FixedRange, SwitchRuns, StoreScreen):
         if metrics:
             self.metric = metrics[(metrics.index(self.metric) + 1) % len(metrics) if self.metric in metrics else 0]
             self.draw()
-
-    def action_tab(self, step: int) -> None:
-        tabs = self.query_one(TabbedContent)
-        ids = [pane.id for pane in self.query(TabPane)]
-        tabs.active = ids[(ids.index(tabs.active) + step) % len(ids)]
 
 
 def _num(value: float | None) -> str:

@@ -121,6 +121,25 @@ def task_seed(title: str, seed: int | None) -> str:
     return f"[b]{escape(title)}[/]" + ("" if seed is None else f" · seed {seed}")
 
 
+#: The keys of a screen of tabs.
+TAB_BINDINGS = [
+    Binding("right_square_bracket", "tab(1)", "tab", key_display="]/[", tooltip="next tab"),
+    Binding("left_square_bracket", "tab(-1)", "previous tab", show=False),
+]
+
+
+class Tabs:
+    """`]` and `[`: the next and the previous tab of the screen's TabbedContent (it lists TAB_BINDINGS in its
+    BINDINGS)."""
+
+    def action_tab(self, step: int) -> None:
+        from textual.widgets import TabbedContent, TabPane  # the screens of tabs load them; the Runs screen need not
+
+        tabs = self.query_one(TabbedContent)
+        ids = [pane.id for pane in self.query(TabPane)]
+        tabs.active = ids[(ids.index(tabs.active) + step) % len(ids)]
+
+
 #: Keys that go to another run of the comparison across tasks and seeds; the footer shows them (as one entry, after
 #: the screen's own keys) only where they fit.
 SWITCH_BINDINGS = [

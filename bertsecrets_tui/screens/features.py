@@ -16,10 +16,11 @@ from textual.widgets import DataTable, Static
 from bertsecrets.tui.markup import escape
 from bertsecrets.tui.messages import Loaded
 from bertsecrets.tui.reader import ROLES, RunStats
-from bertsecrets.tui.scales import RANGE_BINDINGS, FixedRange, fixed, range_words
+from bertsecrets.tui.scales import RANGE_BINDINGS, FixedRange
 from bertsecrets.tui.screens.base import SWITCH_BINDINGS, StoreScreen, SwitchRuns, task_seed
-from bertsecrets.tui.stats import Grid, distinct, fmt, of_role, per_head, points
+from bertsecrets.tui.stats import Grid, distinct, fmt, of_role, per_head, points, top
 from bertsecrets.tui.widgets.grid import HeadGrid
+from bertsecrets.tui.widgets.head_cursor import follow
 from bertsecrets.tui.widgets.tables import fill
 
 TITLES = {"pretrained": "pretrained", "finetuned": "fine-tuned", "difference": "fine-tuned − pretrained"}
@@ -32,13 +33,11 @@ TABLES = {"weight": "feature_attention", "norm": "norm_feature_attention"}
 def feature_grids(stats: RunStats, feature: str, table: str = "feature_attention") -> dict[str, Grid]:
     """The three grids of one feature: both models on one colour scale, and their difference."""
     values = {role: per_head(stats, of_role(stats, table, role, feature=feature), "value") for role in ROLES}
-    finite = np.concatenate([v[np.isfinite(v)] for v in values.values()])
-    high = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    high = top(*values.values())
     grids = {role: Grid(v, "seq", 0.0, high) for role, v in values.items()}
     diff = values["finetuned"] - values["pretrained"]
-    span = np.abs(diff[np.isfinite(diff)])
-    span_max = float(span.max()) if span.size and span.max() > 0 else 1.0
-    grids["difference"] = Grid(diff, "div", -span_max, span_max)
+    span = top(np.abs(diff))
+    grids["difference"] = Grid(diff, "div", -span, span)
     return grids
 
 
@@ -121,13 +120,8 @@ class FeaturesScreen(FixedRange, SwitchRuns, StoreScreen):
         if self.feature not in features:
             self.feature = features[0]
         self.grids = feature_grids(stats, self.feature, self.table)
-        for name, grid in self.grids.items():
-            widget = self.query_one(f"#feature-{name}", HeadGrid)
-            if name == "difference":
-                grid = fixed(grid, self.span)
-                widget.border_subtitle = range_words(grid, self.span)
-            widget.show(grid)
-            widget.move_cursor(self.selection.layer, self.selection.head, announce=False)
+        for name, grid in self.grids.items():  # only the difference is a grid of differences, with a range to fix
+            self.show_on_range(self.query_one(f"#feature-{name}", HeadGrid), grid)
         chosen = " ".join(f"[reverse b] {escape(f)} [/]" if f == self.feature else escape(f) for f in features)
         by = " · by norm: a·‖f(x)‖, rows renormalised (N)" if self.weighting == "norm" else ""
         context.update(f"{task_seed(stats.title, stats.seed)} · attention to: {chosen}{by}")
@@ -174,9 +168,7 @@ class FeaturesScreen(FixedRange, SwitchRuns, StoreScreen):
 
     def on_head_cursor_moved(self, message: HeadGrid.Moved) -> None:
         self.app.select(layer=message.layer, head=message.head)
-        for grid in self.query(HeadGrid):
-            if grid is not message.widget:
-                grid.move_cursor(message.layer, message.head, announce=False)
+        follow(self.query(HeadGrid), message.layer, message.head, message.widget)
         self.describe()
 
     def on_head_cursor_chosen(self, message: HeadGrid.Chosen) -> None:
@@ -200,7 +192,6 @@ class FeaturesScreen(FixedRange, SwitchRuns, StoreScreen):
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
-        for grid in self.query(HeadGrid):
-            grid.move_cursor(self.selection.layer, self.selection.head, announce=False)
+        follow(self.query(HeadGrid), self.selection.layer, self.selection.head)
         self.describe()
         self.query_one("#feature-finetuned", HeadGrid).focus()

@@ -11,7 +11,7 @@ from bertsecrets.tui import export
 from bertsecrets.tui.markup import escape
 from bertsecrets.tui.messages import Loaded
 from bertsecrets.tui.reader import HEAD_TABLES, RunStats, SeedStats
-from bertsecrets.tui.scales import RANGE_BINDINGS, FixedRange, fixed, range_words
+from bertsecrets.tui.scales import RANGE_BINDINGS, FixedRange
 from bertsecrets.tui.screens.base import SWITCH_BINDINGS, StoreScreen, SwitchRuns, task_seed
 from bertsecrets.tui.stats import (OVER_SEEDS, OVER_WORDS, STATS, Grid, HeadStat, SeedGrid, head_details, options_of,
                                    seed_grid, short, stat_grid)
@@ -124,8 +124,6 @@ class HeadGridScreen(FixedRange, SwitchRuns, StoreScreen):
             else:
                 self.seed_grid = seed_grid(self.stat, seeds.stats, self.option, role, self.over)
                 self.fitted, missing = self.seed_grid.grid, self.seed_grid.why or missing
-        grid = None if self.fitted is None else fixed(self.fitted, self.span)
-        grid_widget.border_subtitle = "" if grid is None else range_words(grid, self.span)
         what = self.stat.title + (f": {self.option}" if self.option else "") + (f" ({role})" if self.stat.by_role else "")
         if self.over == "run":
             which = f"{task_seed(stats.title, stats.seed)} · {stats.n_layers} layers x {stats.n_heads} heads · " \
@@ -136,12 +134,13 @@ class HeadGridScreen(FixedRange, SwitchRuns, StoreScreen):
             which = f"{task_seed(stats.title, None)} · [b]{OVER_WORDS[self.over]} over {seeds}[/] (v) · " \
                     f"{stats.n_layers} layers x {stats.n_heads} heads"
         self.query_one("#heads-context", Static).update(f"colour: [b]{escape(what)}[/] · {which}")
-        if grid is None:
+        if self.fitted is None:
+            grid = None
+            grid_widget.border_subtitle = ""
             grid_widget.show_message(missing)
             self.query_one("#heads-legend", Static).update("c: another statistic" + (", v: this run" if self.over != "run" else ""))
         else:
-            grid_widget.show(grid)
-            grid_widget.move_cursor(self.selection.layer, self.selection.head, announce=False)
+            grid = self.show_on_range(grid_widget, self.fitted)
             self.query_one("#heads-legend", Static).update(legend(grid))
         self._describe(grid)
 

@@ -18,9 +18,10 @@ from bertsecrets.tui.markup import escape
 from bertsecrets.tui.messages import Loaded
 from bertsecrets.tui.reader import TaskFindings
 from bertsecrets.tui.scales import RANGE_BINDINGS, FixedRange, fixed, range_words
-from bertsecrets.tui.screens.base import StoreScreen
-from bertsecrets.tui.stats import Grid, points
+from bertsecrets.tui.screens.base import TAB_BINDINGS, StoreScreen, Tabs
+from bertsecrets.tui.stats import Grid, points, top
 from bertsecrets.tui.widgets.grid import HeadGrid
+from bertsecrets.tui.widgets.head_cursor import follow
 from bertsecrets.tui.widgets.tables import fill
 
 if TYPE_CHECKING:  # store.findings is imported when the findings are read, not when the browser starts
@@ -89,19 +90,17 @@ def effect_grids(effects: dict[str, HeadDeltas]) -> dict[str, Grid]:
             warnings.simplefilter("ignore", RuntimeWarning)  # a head no seed has stays NaN
             means[task] = np.nanmean(deltas.delta, axis=0)
             marks[task] = (deltas.ci_low > 0).all(axis=0) | (deltas.ci_high < 0).all(axis=0)
-    finite = np.concatenate([np.abs(m[np.isfinite(m)]) for m in means.values()]) if means else np.zeros(0)
-    span = float(finite.max()) if finite.size and finite.max() > 0 else 0.01
+    span = top(*(np.abs(m) for m in means.values()), default=0.01)
     return {task: Grid(means[task], "div", -span, span, marks=marks[task], fmt=points) for task in effects}
 
 
-class TasksScreen(FixedRange, StoreScreen):
+class TasksScreen(FixedRange, Tabs, StoreScreen):
     """The paper's claims across tasks and seeds, with verdicts; the cross-task tables; head effects per task."""
 
     PLACE = "tasks"
     DEPENDS = TABLES
     BINDINGS = [
-        Binding("right_square_bracket", "tab(1)", "tab", key_display="]/[", tooltip="next tab"),
-        Binding("left_square_bracket", "tab(-1)", "previous tab", show=False),
+        *TAB_BINDINGS,
         Binding("x", "section(1)", "table", key_display="x/X", tooltip="the next cross-task table (Tables tab)"),
         Binding("X", "section(-1)", "previous table", show=False),
         *RANGE_BINDINGS,
@@ -302,9 +301,7 @@ class TasksScreen(FixedRange, StoreScreen):
 
     def on_head_cursor_moved(self, message: HeadGrid.Moved) -> None:
         self.app.select(layer=message.layer, head=message.head)
-        for grid in self.query(HeadGrid):
-            if grid is not message.widget:
-                grid.move_cursor(message.layer, message.head, announce=False)
+        follow(self.query(HeadGrid), message.layer, message.head, message.widget)
         self.describe_heads()
 
     def on_head_cursor_chosen(self, message: HeadGrid.Chosen) -> None:
@@ -331,9 +328,7 @@ class TasksScreen(FixedRange, StoreScreen):
         return None
 
     def action_tab(self, step: int) -> None:
-        tabs = self.query_one(TabbedContent)
-        ids = [pane.id for pane in self.query(TabPane)]
-        tabs.active = ids[(ids.index(tabs.active) + step) % len(ids)]
+        super().action_tab(step)
         self.focus_tab()
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
@@ -360,7 +355,6 @@ class TasksScreen(FixedRange, StoreScreen):
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
-        for grid in self.query(HeadGrid):
-            grid.move_cursor(self.selection.layer, self.selection.head, announce=False)
+        follow(self.query(HeadGrid), self.selection.layer, self.selection.head)
         self.describe_heads()
         self.focus_tab()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 from textual.binding import Binding
 from textual.message import Message
@@ -71,3 +73,10 @@ class HeadCursor(Widget):
                 self.action_choose()
             else:
                 self.move_cursor(layer, head)
+
+
+def follow(cursors: Iterable[HeadCursor], layer: int, head: int, moved: Widget | None = None) -> None:
+    """Put the cursor of every widget of ``cursors`` but ``moved`` (the one the person moved) on one head, silently."""
+    for widget in cursors:
+        if widget is not moved:
+            widget.move_cursor(layer, head, announce=False)
