@@ -275,3 +275,25 @@ def ready(*pressed: str, run: tuple[str, int] | None = None):
 def test_snapshots(snap_compare, task_grid_store, name, pressed, size):
     app = BrowseApp(task_grid_store, truecolor=False)
     assert snap_compare(app, terminal_size=size, run_before=ready(*pressed, run=("sts-b", 0)))
+
+
+def test_the_tasks_screen_follows_every_table_its_findings_read(task_grid_store, monkeypatch):
+    """The screen reads the findings again when one of its tables changes: every table they read must be one."""
+    import re
+
+    from bertsecrets.store.schema import TABLES as ALL
+    from bertsecrets.tui.reader import Reader
+    from bertsecrets.tui.screens.tasks import TasksScreen
+
+    store = task_grid_store
+    read: set[str] = set()
+    query = type(store.catalog).query
+
+    def spy(catalog, sql, params=None):
+        read.update(t for t in re.findall(r"\b(?:FROM|JOIN)\s+([a-z_]+)", sql, flags=re.I) if t in ALL)
+        return query(catalog, sql, params)
+
+    monkeypatch.setattr(type(store.catalog), "query", spy)
+    found = Reader(store).task_findings()
+    assert found.findings.claims and "norm_head_stats" in read  # the norms' claims were computed
+    assert read <= set(TasksScreen.DEPENDS), sorted(read - set(TasksScreen.DEPENDS))

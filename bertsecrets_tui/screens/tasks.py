@@ -41,7 +41,10 @@ def verdicts() -> tuple[dict, dict]:
 
 LEGEND = "✓ holds (every seed)  ✗ does not hold (no seed)  ~ mixed  ? cannot be tested here  · not claimed for the task"
 #: The tables whose change on disk changes a claim, a table or a head effect.
-TABLES = ("runs", "ablation", "class_shares", "head_change", "feature_attention", "cls_attention", "head_stats")
+TABLES = ("runs", "ablation", "class_shares", "head_change", "feature_attention", "cls_attention", "head_stats",
+          # the claims and sections beyond the paper: norms, sinks, stability across seeds and tasks, rollout
+          "norm_head_stats", "norm_feature_attention", "norm_class_shares", "norm_head_change",
+          "head_stability", "head_profiles", "cls_rollout")
 
 
 def sign(verdict: str | None) -> tuple[str, str]:
