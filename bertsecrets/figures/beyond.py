@@ -20,12 +20,12 @@ import numpy as np
 
 from bertsecrets.core.errors import UserError
 from bertsecrets.figures.paper import CLASS_COLOURS, _heatmap, _plt, _save, _title
+from bertsecrets.figures.tasks import _groups, _note
 from bertsecrets.store import Store
-from bertsecrets.store.findings import LINGUISTIC, NO_NORMS, SINK_MIN, Group, groups, sink_classes, sink_test
+from bertsecrets.store.findings import LINGUISTIC, NO_NORMS, SINK_MIN, Group, sink_classes, sink_test
 from bertsecrets.store.labels import PATTERN_CLASSES
 from bertsecrets.store.queries import (ablation_rows, class_shares, cls_rollout, feature_attention, head_families,
-                                      head_stability_of, norm_class_shares, norm_feature_attention, task_run,
-                                      weight_and_norm_shares)
+                                      head_stability_of, task_run, weight_and_norm_shares)
 
 #: Where attention goes, as the report's weight-beside-norm table names it: (label, weight column, norm column).
 SHARES = (("[CLS]", "cls", "norm_cls"), ("[SEP]", "sep", "norm_sep"), ("punctuation", "punct", "norm_punct"))
@@ -46,19 +46,6 @@ def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
     return path
 
 
-def _groups(store: Store, tasks: list[str]) -> list[Group]:
-    found = groups(store, tasks)
-    if not found:
-        raise UserError("no finished fine-tuned run of these tasks in the store: run `bertsecrets ingest TASK` first")
-    return found
-
-
-def _note(fig, found: list[Group]) -> None:
-    notes = [g.note for g in found if g.note]
-    if notes:
-        fig.text(0.01, -0.02, "\n".join(notes), fontsize=7, ha="left", va="top")
-
-
 def _mean(values: list[float | None]) -> float:
     kept = [float(v) for v in values if v is not None and np.isfinite(v)]
     return float(np.mean(kept)) if kept else float("nan")
@@ -77,12 +64,12 @@ def weight_and_norm(store: Store, run_id: str) -> list[tuple[str, str, float, fl
     if not heads:
         return []
     out = [("share", label, _mean([r[w] for r in heads]), _mean([r[n] for r in heads])) for label, w, n in SHARES]
-    by_weight, by_norm = feature_attention(store, run_id, "finetuned"), norm_feature_attention(store, run_id, "finetuned")
+    by_weight, by_norm = (feature_attention(store, run_id, "finetuned", norm=normed) for normed in (False, True))
     for feature in FEATURES:
         out.append(("fig6", feature, _mean([r["value"] for r in by_weight if r["feature"] == feature]),
                     _mean([r["value"] for r in by_norm if r["feature"] == feature])))
-    weight, norm = ({r["label"]: r["share"] for r in ask(store, run_id)
-                     if (r["source"], r["role"]) == ("rules", "finetuned")} for ask in (class_shares, norm_class_shares))
+    weight, norm = ({r["label"]: r["share"] for r in class_shares(store, run_id, norm=normed)
+                     if (r["source"], r["role"]) == ("rules", "finetuned")} for normed in (False, True))
     out += [("class", label, weight.get(label, 0.0), norm.get(label, 0.0)) for label in PATTERN_CLASSES]
     return out
 
