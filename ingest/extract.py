@@ -14,6 +14,7 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
+import numpy as np
 import torch
 
 from bertsecrets.ingest.attention import attending, use_bertsecrets_attention
@@ -46,6 +47,21 @@ class OutputProjection:
         v = value.float()
         g = self.grams[layer].to(v.device)
         return torch.einsum("bhks,hst,bhkt->bhk", v, g, v).clamp_min_(0).sqrt_()
+
+
+def _through_last_attention(pieces: Pieces, inputs: dict[str, torch.Tensor]) -> None:
+    """The encoder's forward pass as far as the last layer's attention: its feed-forward block changes no map."""
+    hidden, mask = pieces.embed(inputs)
+    hidden = pieces.run(hidden, mask, 0, pieces.n_layers - 1)
+    pieces.attention_only(pieces.n_layers - 1, hidden, mask)
+
+
+def _norms_into(norms: np.ndarray, projection: OutputProjection, width: int) -> Callable[[int, torch.Tensor], None]:
+    """The values hook that writes each layer's ||f(x_j)|| into ``norms[example, layer, head, key]``."""
+    def values(layer: int, value: torch.Tensor) -> None:
+        norms[:, layer, :, :width] = projection.norms(layer, value).to(torch.float16).cpu().numpy()
+
+    return values
 
 
 @torch.inference_mode()
@@ -83,14 +99,9 @@ def extract_maps(
                 encoded = probs.float().mul(scale).round_().to(torch.uint8) if scale else probs.to(torch.float16)
                 maps[:, layer, :, :width, :width] = encoded.cpu().numpy()
 
-            def values(layer: int, value: torch.Tensor, norms=norms) -> None:
-                norms[:, layer, :, :width] = projection.norms(layer, value).to(torch.float16).cpu().numpy()
-
-            with attending(capture=sink, values=values if projection else None), autocast(device):
-                hidden, mask = pieces.embed(inputs)
-                hidden = pieces.run(hidden, mask, 0, pieces.n_layers - 1)
-                # The last layer's feed-forward block does not change any map: skip it.
-                pieces.attention_only(pieces.n_layers - 1, hidden, mask)
+            values = _norms_into(norms, projection, width) if projection else None
+            with attending(capture=sink, values=values), autocast(device):
+                _through_last_attention(pieces, inputs)
             if pending is not None:
                 pending.result()
             pending = pool.submit(writer.write, batch, maps, norms)
@@ -122,13 +133,8 @@ def extract_norms(
         width = inputs["input_ids"].shape[1]
         norms = writer.buffer(batch)
 
-        def values(layer: int, value: torch.Tensor, norms=norms) -> None:
-            norms[:, layer, :, :width] = projection.norms(layer, value).to(torch.float16).cpu().numpy()
-
-        with attending(values=values), autocast(device):
-            hidden, mask = pieces.embed(inputs)
-            hidden = pieces.run(hidden, mask, 0, pieces.n_layers - 1)
-            pieces.attention_only(pieces.n_layers - 1, hidden, mask)
+        with attending(values=_norms_into(norms, projection, width)), autocast(device):
+            _through_last_attention(pieces, inputs)
         writer.write(batch, norms)
         done += batch.size
         if on_batch is not None:
