@@ -29,7 +29,7 @@ from typing import Any, Iterable, Iterator
 
 import duckdb
 
-from bertsecrets.store.catalog import Catalog, dir_mode, file_mode, pylist
+from bertsecrets.store.catalog import Catalog, dir_mode, file_mode, glob_path, pylist
 from bertsecrets.store.errors import NotAStore, StoreCorrupt, StoreError, StoreReadOnly, writing
 from bertsecrets.store.maps import MapReader, MapWriter, NormWriter, forget_examples, norms_complete
 from bertsecrets.store.schema import SCHEMA_VERSION, TABLES
@@ -68,6 +68,7 @@ class Store:
     def open(cls, root: str | os.PathLike) -> "Store":
         """Open an existing store; a missing or foreign folder is an error."""
         root = Path(root).expanduser().absolute()
+        _check_path(root)
         if not root.exists():
             raise NotAStore(f"no store at {root}: run `bertsecrets ingest <task>` first, or pass --store PATH")
         cls._read_marker(root)
@@ -77,6 +78,7 @@ class Store:
     def create(cls, root: str | os.PathLike) -> "Store":
         """Open a store for writing, creating it when the folder is missing or empty."""
         root = Path(root).expanduser().absolute()
+        _check_path(root)
         if root.exists() and not root.is_dir():
             raise NotAStore(f"{root} is a file, not a store folder: pass --store PATH to a folder")
         if root.is_dir() and any(root.iterdir()):
@@ -140,17 +142,26 @@ class Store:
             fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-catalog-", suffix=".duckdb")
             os.close(fd)
             os.unlink(tmp)  # DuckDB wants to create the file itself
+            # DuckDB takes what follows a "?" in a database's path for parameters and puts the
+            # write-ahead log before it, in a folder that does not exist: in a store whose path
+            # holds one, the file is made in a private temporary folder and copied in.
+            elsewhere = tempfile.mkdtemp(prefix="bertsecrets-catalog-") if "?" in tmp else None
+            build = os.path.join(elsewhere, "catalog.duckdb") if elsewhere else tmp
             try:
-                con = duckdb.connect(tmp)
+                con = duckdb.connect(build)
                 # A table with a bad part gets a view that fails naming it; the stamp then
                 # differs from view_sql(), so the file is written again once the part is mended.
                 stamp["tables"] = self.catalog.create_views(con)
                 con.close()
+                if elsewhere:
+                    shutil.copyfile(build, tmp)
                 os.replace(tmp, self.duckdb_path)
                 Path(tmp + ".wal").unlink(missing_ok=True)
                 _write_text_atomic(stamp_path, json.dumps(stamp))
             finally:
                 Path(tmp).unlink(missing_ok=True)
+                if elsewhere:
+                    shutil.rmtree(elsewhere, ignore_errors=True)
 
     def duckdb_file_problem(self) -> str | None:
         """Why catalog.duckdb does not serve this store (missing, unreadable, views elsewhere), or None.
@@ -176,7 +187,7 @@ class Store:
         for name in TABLES:
             folder = str(self.catalog.tables_dir / name)
             found = re.search(r"read_parquet\('((?:[^']|'')*)'", views[name])
-            where = found.group(1).replace("''", "'") if found else None
+            where = glob_path(found.group(1).replace("''", "'")) if found else None
             if where is not None and os.path.dirname(where) != folder:
                 other = where.split("/tables/")[0] if "/tables/" in where else os.path.dirname(where)
                 return f"{path} points at the store in {other}, not this one (the folder was copied or moved)"
@@ -402,6 +413,13 @@ class Store:
                 fh.seek(0)
                 fh.truncate()
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _check_path(root: Path) -> None:
+    """Refuse a store path DuckDB cannot read the catalog under (any other name works, glob characters too)."""
+    if "\\" in str(root):
+        raise StoreError(f"the catalog of a store at {root} cannot be read: DuckDB takes a backslash in a path for "
+                         "a folder separator; rename the folder, or pass --store PATH to one without a backslash")
 
 
 def _write_text_atomic(path: Path, text: str) -> None:

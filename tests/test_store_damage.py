@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -224,6 +225,24 @@ def test_an_interrupted_repair_is_finished_by_the_next_ingest(tiny_store, tiny_b
     assert "nothing to do" not in after.file.getvalue()
     assert C.check_store(store, deep=True) == ([], [])
     assert_same_store(source.root, root)
+
+
+def test_a_store_in_a_folder_named_like_a_pattern(tiny_store, tmp_path, capsys):
+    """Glob characters and spaces in the store's path: check, the repair of catalog.duckdb, maps and SQL all work."""
+    source, plan = tiny_store
+    root = copy_store(source.root, tmp_path / "runs [x]?* 2024" / "store", refresh=False)
+    store = Store.open(root)
+    code, out = run_cli(["check", "--store", str(root)], capsys)
+    problems = C.check_store(store)[0]
+    assert code == 1 and [(p.kind, p.path) for p in problems] == [(C.CATALOG_FILE, store.duckdb_path)], out
+    assert str(source.root) in out  # the copy's catalog.duckdb still reads the source's parts
+    assert run_cli(["check", "--repair", "--store", str(root)], capsys)[0] == 0
+    assert run_cli(["check", "--deep", "--store", str(root)], capsys)[0] == 0
+    run_id = plan.run_ids["finetuned"]
+    assert np.array_equal(store.maps(run_id, "finetuned").example(3), source.maps(run_id, "finetuned").example(3))
+    code, out = run_cli(["sql", "SELECT count(*) AS n FROM tokens", "--format", "csv", "--store", str(root)], capsys)
+    tokens = source.rows("SELECT count(*) AS n FROM tokens")[0]["n"]
+    assert (code, out) == (0, f'"n" {tokens}')
 
 
 def without_user_relations(root: Path) -> Path:
