@@ -31,7 +31,7 @@ import duckdb
 
 from bertsecrets.store.catalog import Catalog, dir_mode, file_mode, glob_path, pylist
 from bertsecrets.store.errors import NotAStore, StoreCorrupt, StoreError, StoreReadOnly, writing
-from bertsecrets.store.maps import MapReader, MapWriter, NormWriter, forget_examples, norms_complete
+from bertsecrets.store.maps import MapReader, MapWriter, NormWriter, forget_examples, forget_norms, norms_complete
 from bertsecrets.store.schema import SCHEMA_VERSION, TABLES
 
 MARKER = "bertsecrets-store.json"
@@ -316,7 +316,7 @@ class Store:
         """A writer that adds the norms to an existing map set (its own progress file: resumable)."""
         path = self.maps_path(map_id)
         with writing(path.parent):
-            return NormWriter(path, self.maps_path(map_id).with_suffix(".norms-progress.json"))
+            return NormWriter(path, self.norms_progress_path(map_id))
 
     def forget_maps(self, map_id: str, examples: Iterable[int] | None = None) -> None:
         """Make a map set's writer redo ``examples`` (all of them when None) when its ingest resumes.
@@ -329,13 +329,22 @@ class Store:
         with writing(path.parent):
             if examples is None:
                 self.progress_path(map_id).unlink(missing_ok=True)
-                path.with_suffix(".norms-progress.json").unlink(missing_ok=True)
+                self.norms_progress_path(map_id).unlink(missing_ok=True)
                 if path.exists():
                     old = path.with_name(f".old-{path.name}-{os.getpid()}")
                     os.replace(path, old)
                     shutil.rmtree(old, ignore_errors=True)
             else:
                 forget_examples(path, self.progress_path(map_id), list(examples))
+
+    def norms_progress_path(self, map_id: str) -> Path:
+        return self.maps_path(map_id).with_suffix(".norms-progress.json")
+
+    def forget_norms(self, map_id: str, examples: Iterable[int] | None = None) -> None:
+        """Make the ingest's norms step redo the norms of ``examples`` (all of them when None); the maps stay."""
+        path = self.maps_path(map_id)
+        with writing(path.parent):
+            forget_norms(path, self.norms_progress_path(map_id), None if examples is None else list(examples))
 
     def reopen_maps(self, map_id: str) -> list[str]:
         """Mark every catalog row of a map set as not done; returns the runs they belong to."""
