@@ -685,9 +685,9 @@ def forget_norms(path: Path, progress_path: Path, examples: list[int] | None) ->
 
     For examples: the norms' progress record lists every other example, then the
     group stops saying the norms are complete, then their chunks go. For all: the
-    record and the norm arrays go first, then the attribute. In either order an
-    interruption leaves the norms complete and the damage still there for
-    `bertsecrets check` to find again, or the examples to redo listed as such.
+    record and the norm arrays go first, then the attribute. Interrupted anywhere,
+    either the group still says the norms are complete and `bertsecrets check`
+    finds the damage again, or the norms step finds the examples to redo.
     """
     group = _zarr().open_group(path, mode="r+")
     complete = group.attrs.get("norms") == NORMS_COMPLETE
