@@ -19,7 +19,6 @@ import os
 import tempfile
 import time
 from dataclasses import replace
-from pathlib import Path
 
 from rich.console import Console
 from rich.text import Text
@@ -77,9 +76,8 @@ def check_store(path: str | os.PathLike | None) -> None:
         return
     if root.exists() and not root.is_dir():
         raise NotAStore(f"{root} is a file, not a store folder: pass --store PATH to a folder")
-    # A new store: the folder itself (empty) or its nearest existing parent must take a new folder. Asked of
-    # the file system itself (a folder made and removed): permission bits do not tell root, /proc or a
-    # read-only mount apart.
+    # A new store: the folder itself (empty) or its nearest existing parent must take a new folder. The file
+    # system is asked (a folder made and removed at once): permission bits tell root yes even on /proc.
     nearest = next(p for p in (root, *root.parents) if p.exists())
     if not nearest.is_dir():
         raise StoreError(f"cannot create the store at {root}: {nearest} is a file, not a folder; pass --store PATH "
