@@ -517,15 +517,17 @@ def run_grid_on_cluster(base: IngestSettings, tasks: list[str], seeds: list[int]
                         console: Console, workers: int | None = None, scheduler: str | None = None) -> list[Outcome]:
     """The grid of ``tasks`` x ``seeds`` on a cluster: ``workers`` processes here, or the one at ``scheduler``."""
     _need_dask()
-    store = Store.create(config.store_path(base.store))
     cells = [Cell(task, seed, replace(base, task=task, seed=seed, max_train_examples=caps.get(task, base.max_train_examples)))
              for task in tasks for seed in seeds]
     with contextlib.ExitStack() as stack:
         cluster = None
         if scheduler is not None:
+            # The cluster first: one that cannot be reached leaves no new store folder behind.
             cluster = stack.enter_context(remote_cluster(scheduler))
+            store = Store.create(config.store_path(base.store))
             compute = check_workers(cluster, store, base.device)
         else:
+            store = Store.create(config.store_path(base.store))
             compute = resolve_compute(base.device)
         todo = _plan_cells(cells, store, compute, console)
         if not todo:

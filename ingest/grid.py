@@ -7,23 +7,30 @@ is content-addressed like a single ingest, so what the store holds is skipped
 and adding a task or a seed later computes only what is new. A task that
 cannot start (its data missing or malformed, its model refused) is reported
 in one line and the grid goes on with the next task; a seed that fails
-(training diverged, say) does not stop the other seeds.
+(training diverged, say) does not stop the other seeds. A store that cannot
+be used fails every task alike, so it stops the whole grid in one line: it is
+checked before any task, and a store found read-only at its first write ends
+the grid there.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from dataclasses import replace
 
 from rich.console import Console
 from rich.text import Text
 
-from bertsecrets.core.config import glue_dir
+from bertsecrets.core.config import glue_dir, store_path
 from bertsecrets.core.errors import UserError
 from bertsecrets.core.settings import IngestSettings
 from bertsecrets.core.tasks import TASKS, get_task
 from bertsecrets.ingest.pipeline import Outcome, ingest
 from bertsecrets.ingest.plan import make_plan
+from bertsecrets.store import Store
+from bertsecrets.store.errors import NotAStore, StoreError, StoreReadOnly
 
 
 def found_tasks(data_dir: str | None) -> tuple[list[str], list[str]]:
@@ -57,6 +64,32 @@ def task_names(given: list[str], data_dir: str | None) -> list[str]:
     return names
 
 
+def check_store(path: str | os.PathLike | None) -> None:
+    """Before any task: ``path`` holds a store, or a store can be made there; leaves nothing behind.
+
+    A store that already exists but is read-only passes: what it holds still
+    answers "nothing to do", and the first write the grid needs fails it.
+    """
+    root = store_path(path).absolute()
+    if root.is_dir() and any(root.iterdir()):
+        Store.open(root)  # a store, else one line saying what the folder is
+        return
+    if root.exists() and not root.is_dir():
+        raise NotAStore(f"{root} is a file, not a store folder: pass --store PATH to a folder")
+    # A new store: the folder itself (empty) or its nearest existing parent must take a new folder. The file
+    # system is asked (a folder made and removed at once): permission bits tell root yes even on /proc.
+    nearest = next(p for p in (root, *root.parents) if p.exists())
+    if not nearest.is_dir():
+        raise StoreError(f"cannot create the store at {root}: {nearest} is a file, not a folder; pass --store PATH "
+                         "to a new or empty folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".bertsecrets-probe-", dir=nearest))
+    except OSError as exc:
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise StoreError(f"cannot create the store at {root} ({nearest}: {reason}): pass --store PATH to a folder "
+                         "you may write") from None
+
+
 def run_grid(base: IngestSettings, tasks: list[str], seeds: list[int], caps: dict[str, int | None],
              console: Console, workers: int | None = None, scheduler: str | None = None) -> list[Outcome]:
     """Ingest every task x seed (``caps``: a task's ``max_train_examples``); one outcome each, in order.
@@ -65,6 +98,7 @@ def run_grid(base: IngestSettings, tasks: list[str], seeds: list[int], caps: dic
     this machine) or ``scheduler`` (a running cluster's address), as units of
     work on Dask (``ingest/cluster.py``, imported only then).
     """
+    check_store(base.store)
     if workers is not None or scheduler is not None:
         from bertsecrets.ingest.cluster import run_grid_on_cluster
 
@@ -92,6 +126,8 @@ def run_grid(base: IngestSettings, tasks: list[str], seeds: list[int], caps: dic
                 break
             try:
                 ingest(settings, console, plan=plan)
+            except StoreReadOnly:
+                raise  # the same for every task and seed left: one line for the command
             except UserError as exc:
                 outcomes.append(Outcome(task, seed, "failed", time.perf_counter() - start, str(exc), plan))
                 if many:
@@ -101,4 +137,4 @@ def run_grid(base: IngestSettings, tasks: list[str], seeds: list[int], caps: dic
     return outcomes
 
 
-__all__ = ["Outcome", "found_tasks", "run_grid", "task_names"]
+__all__ = ["Outcome", "check_store", "found_tasks", "run_grid", "task_names"]

@@ -244,11 +244,26 @@ def test_post_steps_wait_for_the_norms_they_read_and_seeds_add_shared_norms_once
     assert f"norms-{first}" not in client.after[f"ablation-{second}"]  # the sweep reads no norms
 
 
+def _files(root) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+
+
 def test_a_scheduler_that_cannot_be_reached_is_one_line(tiny_store, capsys):
     store, _ = tiny_store
+    before = _files(store.root)
     code = main(["ingest", "mrpc", "--store", str(store.root), "--scheduler", "tcp://127.0.0.1:9"])
     err = capsys.readouterr().err.strip()
     assert code != 0 and len(err.splitlines()) == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err
+    assert _files(store.root) == before  # the store untouched
+
+
+def test_a_scheduler_that_cannot_be_reached_leaves_no_new_store(tiny_bert, tiny_glue, tmp_path, capsys):
+    root = tmp_path / "new" / "store"
+    code = main(["ingest", "mrpc", "--model", str(tiny_bert), "--data-dir", str(tiny_glue), "--store", str(root),
+                 "--scheduler", "tcp://127.0.0.1:1"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and len(err.splitlines()) == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in err
+    assert list(tmp_path.iterdir()) == []  # neither the store nor a folder above it
 
 
 def test_a_running_cluster_checks_the_store_then_finds_nothing_to_do(tiny_store, tiny_bert, tiny_glue, capsys):

@@ -147,6 +147,42 @@ def test_a_failing_task_is_reported_and_the_others_go_on(tiny_bert, grid_glue, t
     assert set(queries.tokens(store, ft).column("segment").to_pylist()) == {0}
 
 
+def test_a_store_that_cannot_be_used_stops_the_grid_in_one_line_before_any_task(tiny_bert, grid_glue, tmp_path,
+                                                                               capsys):
+    foreign = tmp_path / "papers"  # a folder of other files, as /etc would be
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    (tmp_path / "a-file").write_text("mine")
+    for root, says in ((foreign, f"error: {foreign} is not a bertsecrets store"),
+                       (tmp_path / "a-file" / "store", f"error: cannot create the store at {tmp_path / 'a-file' / 'store'}")):
+        code, out, err = _grid(capsys, tiny_bert, grid_glue, root, "all")
+        assert code != 0
+        assert out == ""  # no task started: no task's rule, no per-task error, no table
+        assert len(err.strip().splitlines()) == 1 and err.startswith(says), err
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"] and (foreign / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "a-file").read_text() == "mine"
+
+
+def test_a_store_found_read_only_stops_the_grid_at_its_first_write(tiny_bert, grid_glue, tmp_path, capsys,
+                                                                    monkeypatch):
+    from bertsecrets.ingest import grid
+    from bertsecrets.store.errors import StoreReadOnly
+
+    tried = []
+
+    def read_only(settings, console, plan):  # a store this process may read, not write
+        tried.append(settings.task)
+        raise StoreReadOnly(f"cannot write to {tmp_path / 'store' / 'locks'}: read-only file system; this store is "
+                            "read-only here (run as its owner, or on a writable copy)")
+
+    monkeypatch.setattr(grid, "ingest", read_only)
+    code, out, err = _grid(capsys, tiny_bert, grid_glue, tmp_path / "store", "all")
+    assert code != 0 and tried == ["mrpc"]  # the other tasks would fail alike: not tried
+    assert err.strip().splitlines() == [f"error: cannot write to {tmp_path / 'store' / 'locks'}: read-only file "
+                                        "system; this store is read-only here (run as its owner, or on a writable copy)"]
+    assert "failed" not in out
+
+
 def test_rank_test_known_answers():
     from scipy.stats import spearmanr
 
