@@ -38,6 +38,26 @@ def _quote(text: str | Path) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
 
+_GLOB_CHARS = re.compile(r"([*?\[\]])")
+_ESCAPED_GLOB_CHARS = re.compile(r"\[([*?\[\]])\]")
+
+
+def glob_literal(path: str | Path) -> str:
+    """``path`` as a DuckDB glob pattern that matches only itself: each of ``* ? [ ]`` in brackets of its own.
+
+    DuckDB expands globs in every part of a path, and even a path without ``*`` is
+    a pattern once it holds ``[`` or ``?``, so a store in ``/data/runs[2024]`` would
+    read the parts of ``/data/runs2`` (or none). ``[[]`` matches ``[`` alone and
+    ``[]]`` matches ``]`` alone in DuckDB's glob, as in the shell's.
+    """
+    return _GLOB_CHARS.sub(r"[\1]", str(path))
+
+
+def glob_path(pattern: str) -> str:
+    """The path :func:`glob_literal` made ``pattern`` from."""
+    return _ESCAPED_GLOB_CHARS.sub(r"\1", pattern)
+
+
 def umask() -> int:
     """The process's umask, read without changing it (other threads may be creating files)."""
     try:
@@ -223,7 +243,7 @@ class Catalog:
         """CREATE VIEW for one table, and whether it is the empty stand-in (no parts on disk yet)."""
         folder = self.tables_dir / name
         if any(folder.glob("*.parquet")):
-            source = f"read_parquet({_quote(folder / '*.parquet')}, union_by_name = true)"
+            source = f"read_parquet({_quote(glob_literal(folder) + '/*.parquet')}, union_by_name = true)"
             empty = False
         else:
             # A store from before this table existed: an empty, typed view until a part appears.

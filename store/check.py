@@ -1,8 +1,9 @@
 """`bertsecrets check`: every problem of a store named in one pass, and the invalidation `--repair` starts from.
 
 :func:`check_store` reads every catalog part of every table, every finished
-run's weights and rows, and every finished map set chunk by chunk, and
-returns one :class:`Problem` per damaged thing (it never stops at the first).
+run's weights and rows, and every finished map set chunk by chunk (its norms
+too, where it has them), and returns one :class:`Problem` per damaged thing
+(it never stops at the first).
 
 :func:`invalidate` then removes exactly what is damaged and marks what
 depended on it as not done, in the terms the ingest already uses to decide
@@ -15,6 +16,10 @@ nothing else:
 - a map chunk: the example dropped from the map set's progress record and
   the map set's catalog rows set back to ``running`` (extraction resumes
   with that example only);
+- a norm chunk: the example dropped from the map set's norms progress record
+  and the group's ``norms`` attribute cleared (the ingest's norms step adds
+  that example's norms again; the maps are not touched); norm arrays that do
+  not open: removed, and the norms step adds them all;
 - an analysis: its row dropped from the run's ``analyses`` part (the step
   is no longer up to date); the whole ``analyses`` part: an empty one (every
   step to redo, where no part at all would mean "not analysed yet").
@@ -31,7 +36,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
@@ -79,11 +84,17 @@ CHUNK_MISSING = "chunk_missing"
 CHUNK_EMPTY = "chunk_empty"
 CHUNK_UNDECODABLE = "chunk_undecodable"
 CHUNK_VALUES = "chunk_values"  # decodes, but rows do not sum to 1 or padding is not zero
+NORMS = "norms"  # a map set that says every input has its norms, whose norm arrays are missing or unreadable
+NORM_MISSING = "norm_missing"
+NORM_EMPTY = "norm_empty"
+NORM_UNDECODABLE = "norm_undecodable"
+NORM_VALUES = "norm_values"  # decodes, but holds NaN, infinite or negative norms, none at all, or non-zero padding
 ANALYSIS_STALE = "analysis_stale"  # an analysis step without its record
 RECORD_MISSING = "record_missing"  # a run's rows or maps in the catalog, but no record of the run
 CATALOG_FILE = "catalog_file"  # catalog.duckdb missing, unreadable or pointing at another store
 
 CHUNK_KINDS = (CHUNK_MISSING, CHUNK_EMPTY, CHUNK_UNDECODABLE, CHUNK_VALUES)
+NORM_CHUNK_KINDS = (NORM_MISSING, NORM_EMPTY, NORM_UNDECODABLE, NORM_VALUES)
 _RUN_ID = re.compile(r"^(run-[0-9a-f]{16})")
 
 
@@ -300,10 +311,10 @@ class _Checker:
             if not _lock_free(self.store, m["map_id"]):
                 self.notes.append(f"map set {m['map_id']} is being written now")
                 continue
-            self.map_set(m, cat.lengths.get(m["run_id"], {}))
+            self.map_set(m, cat.lengths.get(m["run_id"], {}), cat.runs[m["run_id"]]["task"])
         return referenced
 
-    def map_set(self, m: dict[str, Any], lengths: dict[int, int]) -> None:
+    def map_set(self, m: dict[str, Any], lengths: dict[int, int], task: str) -> None:
         map_id, rid = m["map_id"], m["run_id"]
         where = f"{m['role']} maps of run {rid} ({map_id})"
         ids = dict(run_id=rid, map_id=map_id)
@@ -325,24 +336,84 @@ class _Checker:
             self.add(MAP_SET, f"{where}: lengths in {path} disagree with the tokens table for {len(bad)} "
                               f"example(s) (first: {bad[0]})", path=path, **ids)
             return
+        whole = self.chunk_files(reader.chunk_path, len(reader), where, ids, (CHUNK_MISSING, CHUNK_EMPTY))
+        if self.deep:
+            self.chunks(reader, whole, where, ids)
+        self.norms(reader, where, ids, task)
+
+    def chunk_files(self, path_of: Callable[[int], Path], n: int, where: str, ids: dict[str, str],
+                    kinds: tuple[str, str], norms: bool = False) -> list[int]:
+        """Every example's chunk file (of its norms, with ``norms``) present, not empty, readable;
+        the examples whose file is, to decode with --deep."""
         whole = []
-        for e in range(len(reader)):
-            chunk = reader.chunk_path(e)
+        for e in range(n):
+            chunk = path_of(e)
+            what, are = (f"the norms of example {e}", "are") if norms else (f"example {e}", "is")
             try:
                 size = chunk.stat().st_size
             except FileNotFoundError:
-                self.add(CHUNK_MISSING, f"{where}: example {e} is missing: no chunk {chunk}", path=chunk, example=e, **ids)
+                self.add(kinds[0], f"{where}: {what} {are} missing: no chunk {chunk}", path=chunk, example=e, **ids)
                 continue
             if size == 0:
-                self.add(CHUNK_EMPTY, f"{where}: example {e}: chunk {chunk} is empty (0 bytes)", path=chunk, example=e, **ids)
+                self.add(kinds[1], f"{where}: {what}: chunk {chunk} is empty (0 bytes)", path=chunk, example=e, **ids)
                 continue
             if not os.access(chunk, os.R_OK):
                 self.add(NOT_READABLE, f"{chunk}: not readable by this account (run as the store's owner, "
                                        "or let it read the store: chmod -R a+rX)", path=chunk, example=e, **ids)
                 continue
             whole.append(e)
+        return whole
+
+    def norms(self, reader: MapReader, where: str, ids: dict[str, str], task: str) -> None:
+        """The norms ||f(x_j)|| of a map set that says every input has them, chunk by chunk as the maps.
+
+        A map set without them (made before they were kept) or with some of them
+        (its backfill interrupted) is sound: a note says how they are added.
+        """
+        if not reader.has_norms:
+            how = (f"`bertsecrets ingest {task}` with the options that made run {ids['run_id']} adds them "
+                   "(the maps stay as they are)")
+            try:
+                partly = reader.has_norm_arrays
+            except Exception:  # norm arrays half made by an interrupted backfill: it makes them again
+                partly = True
+            if partly:
+                self.notes.append(f"{where}: norms added to some inputs only (an interrupted ingest); {how}")
+            else:
+                self.notes.append(f"{where}: no norms (stored before bertsecrets kept them); {how}")
+            return
+        try:
+            reader.norm_arrays()
+        except StoreError as exc:
+            why = str(exc).removesuffix("; run `bertsecrets check`")  # this is that check
+            self.add(NORMS, f"{where}: its attributes say every input has its norms, but {why}", path=reader.path, **ids)
+            return
+        whole = self.chunk_files(reader.norm_chunk_path, len(reader), where, ids, (NORM_MISSING, NORM_EMPTY), norms=True)
         if self.deep:
-            self.chunks(reader, whole, where, ids)
+            self.norm_chunks(reader, whole, where, ids)
+
+    def norm_chunks(self, reader: MapReader, examples: list[int], where: str, ids: dict[str, str]) -> None:
+        """Decode every norm chunk of ``examples``: finite, not negative, not all zero (a lost chunk reads as zeros),
+        zero past the input's length."""
+        for e in examples:
+            chunk = reader.norm_chunk_path(e)
+            try:
+                norms = reader.norm_chunk(e)
+            except Exception as exc:  # whatever the codec raises for bytes that are not its own
+                reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+                self.add(NORM_UNDECODABLE, f"{where}: the norms of example {e}: chunk {chunk} does not decode "
+                                           f"({reason})", path=chunk, example=e, **ids)
+                continue
+            length = int(reader.lengths[e])
+            real = norms[:, :, :length]
+            why = ("holds NaN or infinite norms" if not np.isfinite(norms).all()
+                   else "holds negative norms" if (norms < 0).any()
+                   else "holds no norms (all zero)" if not real.any()
+                   else "has non-zero padding" if norms[:, :, length:].any()
+                   else None)
+            if why is not None:
+                self.add(NORM_VALUES, f"{where}: the norms of example {e}: chunk {chunk} {why}",
+                         path=chunk, example=e, **ids)
 
     def chunks(self, reader: MapReader, examples: list[int], where: str, ids: dict[str, str]) -> None:
         """Decode every chunk of ``examples``: each real row sums to 1 (within quantisation), padding is zero."""
@@ -514,6 +585,8 @@ class _Invalidator:
         self.remove_weights: set[str] = set()
         self.chunks: dict[str, set[int]] = {}  # map set -> examples to redo
         self.map_sets: set[str] = set()  # map sets to redo whole
+        self.norm_chunks: dict[str, set[int]] = {}  # map set -> examples whose norms to redo
+        self.norm_sets: set[str] = set()  # map sets whose norms to redo whole
         self.stale_steps: dict[str, set[str]] = {}  # run -> analysis steps whose record goes
         self.empty_analyses: set[str] = set()  # runs whose analyses record is replaced by an empty one
         self.refresh_file = False
@@ -574,6 +647,12 @@ class _Invalidator:
             self.map_sets.add(p.map_id)
         elif p.kind in CHUNK_KINDS:
             self.chunks.setdefault(p.map_id, set()).add(p.example)
+        elif p.kind == NORMS:
+            self.norm_sets.add(p.map_id)
+            self.out.runs.add(p.run_id)
+        elif p.kind in NORM_CHUNK_KINDS:
+            self.norm_chunks.setdefault(p.map_id, set()).add(p.example)
+            self.out.runs.add(p.run_id)
         elif p.kind == ANALYSIS_STALE:
             self.out.runs.add(p.run_id)
         elif p.kind == RECORD_MISSING:
@@ -611,10 +690,22 @@ class _Invalidator:
             with store.lock(rid, f"run {rid}"):
                 self.weights_not_repeatable(rid)
                 store.remove_model(rid)
+        # Extraction writes the norms of the inputs it redoes and marks the norms complete once every input's
+        # maps are written: in a map set whose maps are redone, the inputs with damaged norms are redone whole.
+        for map_id in list(self.norm_chunks):
+            if map_id in self.map_sets or map_id in self.norm_sets:
+                del self.norm_chunks[map_id]
+            elif map_id in self.chunks:
+                self.chunks[map_id] |= self.norm_chunks.pop(map_id)
+        self.norm_sets -= self.map_sets
         for map_id in sorted(self.map_sets | set(self.chunks)):
             with store.lock(map_id, f"map set {map_id}"):
                 store.forget_maps(map_id, None if map_id in self.map_sets else sorted(self.chunks[map_id]))
                 self.out.runs.update(store.reopen_maps(map_id))
+        # The norms step (the ingest's backfill) adds what is forgotten here; the maps stay.
+        for map_id in sorted(self.norm_sets | set(self.norm_chunks)):
+            with store.lock(map_id, f"map set {map_id}"):
+                store.forget_norms(map_id, None if map_id in self.norm_sets else sorted(self.norm_chunks[map_id]))
         for rid in sorted(self.empty_analyses):
             with store.lock(f"analyses-{rid}", f"the analyses of run {rid}"):
                 store.catalog.write("analyses", rid, [])

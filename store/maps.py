@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -502,6 +503,7 @@ class MapReader:
         self.n_layers = int(attrs["n_layers"])
         self.n_heads = int(attrs["n_heads"])
         self.precision = attrs["precision"]
+        self._norm_arrays: dict[int, Any] | None = None
 
     # -- norms -------------------------------------------------------------
 
@@ -522,6 +524,38 @@ class MapReader:
         except Exception as exc:
             raise StoreCorrupt(f"norms of example {e} in {self.path} are unreadable ({type(exc).__name__}); "
                                "run `bertsecrets check`") from exc
+
+    @property
+    def has_norm_arrays(self) -> bool:
+        """Whether any norm_<B> array exists: True for a map set written with norms, or being backfilled."""
+        return any(_norm_name(b) in self.group for b in self.arrays)
+
+    def norm_arrays(self) -> dict[int, Any]:
+        """The norm_<B> arrays by bucket; StoreCorrupt when one is missing or its metadata does not read."""
+        if self._norm_arrays is None:
+            arrays = {}
+            for b in self.arrays:
+                try:
+                    arrays[b] = self.group[_norm_name(b)]
+                except Exception as exc:  # KeyError where its zarr.json is gone; zarr's own errors where it is damaged
+                    why = "missing" if isinstance(exc, KeyError) else (
+                        f"unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})")
+                    raise StoreCorrupt(f"the norm array {self.path / _norm_name(b)} is {why}; "
+                                       "run `bertsecrets check`") from exc
+            self._norm_arrays = arrays
+        return self._norm_arrays
+
+    def norm_chunk_path(self, e: int) -> Path:
+        """The file holding example ``e``'s norms (every layer and head)."""
+        array = self.norm_arrays()[int(self.buckets[e])]
+        return self.path / array.basename / array.metadata.encode_chunk_key((int(self.rows[e]), 0, 0, 0))
+
+    def norm_chunk(self, e: int) -> np.ndarray:
+        """Example ``e``'s whole norm chunk, norm[layer, head, key] padded to its bucket, decoded.
+
+        Like :meth:`chunk`: the decoder's own error for bytes that do not decode, zeros for a missing chunk.
+        """
+        return np.asarray(self.norm_arrays()[int(self.buckets[e])][int(self.rows[e])], dtype=np.float32)
 
     def norms(self, e: int) -> np.ndarray:
         """||f(x_j)||[layer, head, key] of example ``e`` (L keys)."""
@@ -646,8 +680,41 @@ def forget_examples(path: Path, progress_path: Path, examples: list[int]) -> Non
         reader.chunk_path(e).unlink(missing_ok=True)
 
 
+def forget_norms(path: Path, progress_path: Path, examples: list[int] | None) -> None:
+    """Make the norms step redo ``examples``' norms (every example's when None) when the ingest next runs.
+
+    For examples: the norms' progress record lists every other example, then the
+    group stops saying the norms are complete, then their chunks go. For all: the
+    record and the norm arrays go first, then the attribute. Interrupted anywhere,
+    either the group still says the norms are complete and `bertsecrets check`
+    finds the damage again, or the norms step finds the examples to redo.
+    """
+    group = _zarr().open_group(path, mode="r+")
+    complete = group.attrs.get("norms") == NORMS_COMPLETE
+    if examples is None:
+        progress_path.unlink(missing_ok=True)
+        for b in group.attrs["buckets"]:
+            folder = path / _norm_name(int(b))
+            if folder.exists():
+                old = folder.with_name(f".old-{folder.name}-{os.getpid()}")
+                os.replace(folder, old)
+                shutil.rmtree(old, ignore_errors=True)
+    else:
+        n = int(group.attrs["n_examples"])
+        done = np.ones(n, dtype=bool) if complete else _read_done(progress_path, n)
+        done[np.asarray(examples, dtype=np.int64)] = False
+        _write_done(progress_path, done)
+    if complete:
+        del group.attrs["norms"]
+    if examples is not None:
+        reader = MapReader(path)
+        for e in examples:
+            reader.norm_chunk_path(e).unlink(missing_ok=True)
+
+
 def storage_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
 
-__all__ = ["MapWriter", "MapReader", "NormWriter", "NoNorms", "renormalise", "Batch", "bucket_of", "forget_examples", "PRECISIONS", "MAX_ABS_ERROR", "storage_bytes"]
+__all__ = ["MapWriter", "MapReader", "NormWriter", "NoNorms", "renormalise", "Batch", "bucket_of", "forget_examples",
+           "forget_norms", "PRECISIONS", "MAX_ABS_ERROR", "storage_bytes"]

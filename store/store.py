@@ -29,9 +29,9 @@ from typing import Any, Iterable, Iterator
 
 import duckdb
 
-from bertsecrets.store.catalog import Catalog, dir_mode, file_mode, pylist
+from bertsecrets.store.catalog import Catalog, dir_mode, file_mode, glob_path, pylist
 from bertsecrets.store.errors import NotAStore, StoreCorrupt, StoreError, StoreReadOnly, writing
-from bertsecrets.store.maps import MapReader, MapWriter, NormWriter, forget_examples, norms_complete
+from bertsecrets.store.maps import MapReader, MapWriter, NormWriter, forget_examples, forget_norms, norms_complete
 from bertsecrets.store.schema import SCHEMA_VERSION, TABLES
 
 MARKER = "bertsecrets-store.json"
@@ -68,6 +68,7 @@ class Store:
     def open(cls, root: str | os.PathLike) -> "Store":
         """Open an existing store; a missing or foreign folder is an error."""
         root = Path(root).expanduser().absolute()
+        _check_path(root)
         if not root.exists():
             raise NotAStore(f"no store at {root}: run `bertsecrets ingest <task>` first, or pass --store PATH")
         cls._read_marker(root)
@@ -77,6 +78,7 @@ class Store:
     def create(cls, root: str | os.PathLike) -> "Store":
         """Open a store for writing, creating it when the folder is missing or empty."""
         root = Path(root).expanduser().absolute()
+        _check_path(root)
         if root.exists() and not root.is_dir():
             raise NotAStore(f"{root} is a file, not a store folder: pass --store PATH to a folder")
         if root.is_dir() and any(root.iterdir()):
@@ -140,17 +142,26 @@ class Store:
             fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-catalog-", suffix=".duckdb")
             os.close(fd)
             os.unlink(tmp)  # DuckDB wants to create the file itself
+            # DuckDB takes what follows a "?" in a database's path for parameters and puts the
+            # write-ahead log before it, in a folder that does not exist: in a store whose path
+            # holds one, the file is made in a private temporary folder and copied in.
+            elsewhere = tempfile.mkdtemp(prefix="bertsecrets-catalog-") if "?" in tmp else None
+            build = os.path.join(elsewhere, "catalog.duckdb") if elsewhere else tmp
             try:
-                con = duckdb.connect(tmp)
+                con = duckdb.connect(build)
                 # A table with a bad part gets a view that fails naming it; the stamp then
                 # differs from view_sql(), so the file is written again once the part is mended.
                 stamp["tables"] = self.catalog.create_views(con)
                 con.close()
+                if elsewhere:
+                    shutil.copyfile(build, tmp)
                 os.replace(tmp, self.duckdb_path)
                 Path(tmp + ".wal").unlink(missing_ok=True)
                 _write_text_atomic(stamp_path, json.dumps(stamp))
             finally:
                 Path(tmp).unlink(missing_ok=True)
+                if elsewhere:
+                    shutil.rmtree(elsewhere, ignore_errors=True)
 
     def duckdb_file_problem(self) -> str | None:
         """Why catalog.duckdb does not serve this store (missing, unreadable, views elsewhere), or None.
@@ -176,7 +187,7 @@ class Store:
         for name in TABLES:
             folder = str(self.catalog.tables_dir / name)
             found = re.search(r"read_parquet\('((?:[^']|'')*)'", views[name])
-            where = found.group(1).replace("''", "'") if found else None
+            where = glob_path(found.group(1).replace("''", "'")) if found else None
             if where is not None and os.path.dirname(where) != folder:
                 other = where.split("/tables/")[0] if "/tables/" in where else os.path.dirname(where)
                 return f"{path} points at the store in {other}, not this one (the folder was copied or moved)"
@@ -305,7 +316,7 @@ class Store:
         """A writer that adds the norms to an existing map set (its own progress file: resumable)."""
         path = self.maps_path(map_id)
         with writing(path.parent):
-            return NormWriter(path, self.maps_path(map_id).with_suffix(".norms-progress.json"))
+            return NormWriter(path, self.norms_progress_path(map_id))
 
     def forget_maps(self, map_id: str, examples: Iterable[int] | None = None) -> None:
         """Make a map set's writer redo ``examples`` (all of them when None) when its ingest resumes.
@@ -318,13 +329,22 @@ class Store:
         with writing(path.parent):
             if examples is None:
                 self.progress_path(map_id).unlink(missing_ok=True)
-                path.with_suffix(".norms-progress.json").unlink(missing_ok=True)
+                self.norms_progress_path(map_id).unlink(missing_ok=True)
                 if path.exists():
                     old = path.with_name(f".old-{path.name}-{os.getpid()}")
                     os.replace(path, old)
                     shutil.rmtree(old, ignore_errors=True)
             else:
                 forget_examples(path, self.progress_path(map_id), list(examples))
+
+    def norms_progress_path(self, map_id: str) -> Path:
+        return self.maps_path(map_id).with_suffix(".norms-progress.json")
+
+    def forget_norms(self, map_id: str, examples: Iterable[int] | None = None) -> None:
+        """Make the ingest's norms step redo the norms of ``examples`` (all of them when None); the maps stay."""
+        path = self.maps_path(map_id)
+        with writing(path.parent):
+            forget_norms(path, self.norms_progress_path(map_id), None if examples is None else list(examples))
 
     def reopen_maps(self, map_id: str) -> list[str]:
         """Mark every catalog row of a map set as not done; returns the runs they belong to."""
@@ -402,6 +422,13 @@ class Store:
                 fh.seek(0)
                 fh.truncate()
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _check_path(root: Path) -> None:
+    """Refuse a store path DuckDB cannot read the catalog under (any other name works, glob characters too)."""
+    if "\\" in str(root):
+        raise StoreError(f"the catalog of a store at {root} cannot be read: DuckDB takes a backslash in a path for "
+                         "a folder separator; rename the folder, or pass --store PATH to one without a backslash")
 
 
 def _write_text_atomic(path: Path, text: str) -> None:

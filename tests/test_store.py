@@ -300,6 +300,43 @@ def test_readers_keep_working_while_a_writer_replaces_parts(store):
     assert not errors
 
 
+#: A folder name DuckDB would read as a pattern: [x] matches "x", ? any one character, * anything.
+GLOB_FOLDER = "my [x]?* store"
+
+
+def test_a_store_whose_path_looks_like_a_pattern_reads_its_own_rows(tmp_path, capsys):
+    # A sibling that the path, read as a pattern, would match instead of the store itself.
+    decoy = Store.create(tmp_path / "my x!-all store" / "store")
+    decoy.save_run({"run_id": "decoy", "task": "rte", "status": "done"})
+    store = Store.create(tmp_path / GLOB_FOLDER / "store")
+    assert store.rows("SELECT count(*) AS n FROM runs") == [{"n": 0}]
+    store.save_run({"run_id": "r1", "task": "mrpc", "status": "done"})
+    assert store.rows("SELECT run_id FROM runs") == [{"run_id": "r1"}]
+    # A part written after the views were made is seen without reconnecting, as for any store.
+    store.save_run({"run_id": "r2", "task": "mrpc", "status": "running"})
+    assert store.rows("SELECT run_id FROM runs ORDER BY run_id") == [{"run_id": "r1"}, {"run_id": "r2"}]
+    assert Store.open(store.root).rows("SELECT count(*) AS n FROM runs") == [{"n": 2}]
+
+    # Any DuckDB client, through catalog.duckdb, and `bertsecrets sql`.
+    store.refresh_duckdb_file()
+    assert store.duckdb_file_problem() is None
+    con = duckdb.connect(str(store.duckdb_path), read_only=True)
+    assert con.execute("SELECT run_id FROM runs ORDER BY run_id").fetchall() == [("r1",), ("r2",)]
+    con.close()
+    from bertsecrets.cli import main
+
+    capsys.readouterr()
+    assert main(["sql", "SELECT run_id, task FROM runs ORDER BY run_id", "--format", "json",
+                 "--store", str(store.root)]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"run_id": "r1", "task": "mrpc"}, {"run_id": "r2", "task": "mrpc"}]
+    assert decoy.rows("SELECT run_id FROM runs") == [{"run_id": "decoy"}]  # and the decoy its own
+
+    # The one name DuckDB cannot read a catalog under is refused in one line, before anything is written.
+    with pytest.raises(StoreError, match="backslash"):
+        Store.create(tmp_path / "back\\slash")
+    assert not (tmp_path / "back\\slash").exists()
+
+
 def test_store_folders_that_are_not_stores(tmp_path):
     with pytest.raises(NotAStore, match="no store at"):
         Store.open(tmp_path / "nowhere")

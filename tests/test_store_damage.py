@@ -13,9 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import zarr
+import zstandard
 from rich.console import Console
 
 from bertsecrets.cli import main
@@ -123,6 +126,40 @@ def empty_chunk(store: Store) -> list[tuple]:
     return [(C.CHUNK_EMPTY, path, 0)]
 
 
+def _norm_chunk(store: Store, role: str, example: int) -> Path:
+    map_id = store.rows("SELECT map_id FROM maps WHERE role = ?", [role])[0]["map_id"]
+    return store.map_set(map_id).norm_chunk_path(example)
+
+
+def delete_norm_chunk(store: Store) -> list[tuple]:
+    path = _norm_chunk(store, "finetuned", 4)
+    path.unlink()  # zarr would read it as zeros: norm-weighted maps of nothing
+    return [(C.NORM_MISSING, path, 4)]
+
+
+def garbage_norm_chunk(store: Store) -> list[tuple]:
+    path = _norm_chunk(store, "pretrained", 7)
+    path.write_bytes(bytes(range(256)) * 4)
+    return [(C.NORM_UNDECODABLE, path, 7)]
+
+
+def negative_norm(store: Store) -> list[tuple]:
+    """A chunk that decodes, one norm negated: only its values tell."""
+    path = _norm_chunk(store, "finetuned", 9)
+    norms = np.frombuffer(zstandard.ZstdDecompressor().decompress(path.read_bytes()), dtype="<f2").copy()
+    norms[np.flatnonzero(norms)[3]] *= -1
+    path.write_bytes(zstandard.ZstdCompressor().compress(norms.tobytes()))
+    return [(C.NORM_VALUES, path, 9)]
+
+
+def lost_norm_array(store: Store) -> list[tuple]:
+    """A norm array's metadata gone from a map set that says all its norms are there."""
+    map_id = store.rows("SELECT map_id FROM maps WHERE role = 'pretrained'")[0]["map_id"]
+    path = store.maps_path(map_id)
+    next(path.glob("norm_*/zarr.json")).unlink()
+    return [(C.NORMS, path, None)]
+
+
 def corrupt_weights(store: Store) -> list[tuple]:
     path = store.model_dir(_finetuned(store)) / "model.safetensors"
     data = bytearray(path.read_bytes())
@@ -151,7 +188,8 @@ def moved_store(store: Store) -> list[tuple]:
     return [(C.CATALOG_FILE, store.duckdb_path, None)]  # the copy is left as copied
 
 
-DAMAGES = [delete_chunk, corrupt_chunk, empty_chunk, corrupt_weights, delete_part, corrupt_part, moved_store]
+DAMAGES = [delete_chunk, corrupt_chunk, empty_chunk, delete_norm_chunk, garbage_norm_chunk, negative_norm,
+           corrupt_weights, delete_part, corrupt_part, moved_store]
 
 
 def assert_named(problems: list[C.Problem], expected: list[tuple], output: str) -> None:
@@ -166,7 +204,8 @@ def assert_named(problems: list[C.Problem], expected: list[tuple], output: str) 
             assert f"example {example}" in matching[0].message
 
 
-@pytest.mark.parametrize("damage", DAMAGES, ids=lambda f: f.__name__)
+# lost_norm_array hides the chunk damages of its map set, so it is not among those made all at once.
+@pytest.mark.parametrize("damage", DAMAGES + [lost_norm_array], ids=lambda f: f.__name__)
 def test_check_names_the_damage_and_repair_recomputes_exactly_it(damage, tiny_store, tmp_path, capsys):
     source, _ = tiny_store
     root = copy_store(source.root, tmp_path / "store", refresh=damage is not moved_store)
@@ -177,7 +216,7 @@ def test_check_names_the_damage_and_repair_recomputes_exactly_it(damage, tiny_st
     assert code == 1
     problems, _ = C.check_store(store, deep=True)
     assert_named(problems, expected, out)
-    if damage in (delete_chunk, empty_chunk, delete_part, moved_store):
+    if damage in (delete_chunk, empty_chunk, delete_norm_chunk, lost_norm_array, delete_part, moved_store):
         assert C.check_store(store)[0] == problems  # sizes and presence: the cheap pass finds these too
 
     code, out = run_cli(["check", "--repair", "--store", str(root)], capsys)
@@ -224,6 +263,81 @@ def test_an_interrupted_repair_is_finished_by_the_next_ingest(tiny_store, tiny_b
     assert "nothing to do" not in after.file.getvalue()
     assert C.check_store(store, deep=True) == ([], [])
     assert_same_store(source.root, root)
+
+
+@pytest.mark.parametrize("change, why", [
+    (lambda norms, length: norms.__setitem__((1, 2, 0), np.nan), "holds NaN or infinite norms"),
+    (lambda norms, length: norms.__setitem__((0, 0, length - 1), np.inf), "holds NaN or infinite norms"),
+    (lambda norms, length: norms.__setitem__(slice(None), 0), "holds no norms (all zero)"),
+    (lambda norms, length: norms.__setitem__((2, 1, length), 0.5), "has non-zero padding"),
+], ids=["nan", "inf", "zeros", "padding"])
+def test_norm_chunks_that_decode_to_wrong_values_are_named(change, why, tiny_store, tmp_path, capsys):
+    source, _ = tiny_store
+    root = copy_store(source.root, tmp_path / "store")
+    store = Store.open(root)
+    map_id = store.rows("SELECT map_id FROM maps WHERE role = 'pretrained'")[0]["map_id"]
+    reader = store.map_set(map_id)
+    e = next(e for e, length in enumerate(reader.lengths) if length % 16)  # padded past its length in its bucket
+    path = reader.norm_chunk_path(e)
+    norms = reader.norm_chunk(e).astype("<f2")
+    change(norms, int(reader.lengths[e]))
+    path.write_bytes(zstandard.ZstdCompressor().compress(norms.tobytes()))
+    assert C.check_store(store)[0] == []  # a chunk of the right size: only decoding tells
+    code, out = run_cli(["check", "--deep", "--store", str(root)], capsys)
+    problems = C.check_store(store, deep=True)[0]
+    assert code == 1 and [(p.kind, p.path, p.example, p.map_id) for p in problems] == [(C.NORM_VALUES, path, e, map_id)]
+    assert f"the norms of example {e}: chunk {path} {why}" in out
+
+
+def test_map_sets_without_their_norms_are_sound_and_the_ingest_adds_them(tiny_store, tiny_bert, tiny_glue,
+                                                                        tmp_path, capsys):
+    """One map set as an ingest before norms left it, one as an interrupted backfill: notes, no problem; the
+    task's ingest, as the notes say, adds the norms, to the same bytes."""
+    source, plan = tiny_store
+    root = copy_store(source.root, tmp_path / "store")
+    store = Store.open(root)
+    run_id = plan.run_ids["finetuned"]
+    ids = {role: store.rows("SELECT map_id FROM maps WHERE role = ?", [role])[0]["map_id"]
+           for role in ("pretrained", "finetuned")}
+    for folder in store.maps_path(ids["pretrained"]).glob("norm_*"):
+        shutil.rmtree(folder)
+    for map_id in ids.values():
+        del zarr.open_group(store.maps_path(map_id), mode="r+").attrs["norms"]
+    _norm_chunk(store, "finetuned", 4).unlink()  # not written yet: not a problem while the backfill is unfinished
+
+    code, out = run_cli(["check", "--deep", "--store", str(root)], capsys)
+    assert code == 0 and "store and catalog agree" in out
+    problems, notes = C.check_store(store, deep=True)
+    assert problems == []
+    how = f"`bertsecrets ingest mrpc` with the options that made run {run_id} adds them (the maps stay as they are)"
+    assert sorted(notes) == [f"finetuned maps of run {run_id} ({ids['finetuned']}): norms added to some inputs only "
+                             f"(an interrupted ingest); {how}",
+                             f"pretrained maps of run {run_id} ({ids['pretrained']}): no norms (stored before "
+                             f"bertsecrets kept them); {how}"]
+    assert all(" ".join(note.split()) in out for note in notes)
+
+    ingest(IngestSettings(task="mrpc", model=str(tiny_bert), data_dir=str(tiny_glue), store=str(root), **TINY_INGEST),
+           quiet())
+    assert C.check_store(store, deep=True) == ([], [])
+    assert_same_store(source.root, root)
+
+
+def test_a_store_in_a_folder_named_like_a_pattern(tiny_store, tmp_path, capsys):
+    """Glob characters and spaces in the store's path: check, the repair of catalog.duckdb, maps and SQL all work."""
+    source, plan = tiny_store
+    root = copy_store(source.root, tmp_path / "runs [x]?* 2024" / "store", refresh=False)
+    store = Store.open(root)
+    code, out = run_cli(["check", "--store", str(root)], capsys)
+    problems = C.check_store(store)[0]
+    assert code == 1 and [(p.kind, p.path) for p in problems] == [(C.CATALOG_FILE, store.duckdb_path)], out
+    assert str(source.root) in out  # the copy's catalog.duckdb still reads the source's parts
+    assert run_cli(["check", "--repair", "--store", str(root)], capsys)[0] == 0
+    assert run_cli(["check", "--deep", "--store", str(root)], capsys)[0] == 0
+    run_id = plan.run_ids["finetuned"]
+    assert np.array_equal(store.maps(run_id, "finetuned").example(3), source.maps(run_id, "finetuned").example(3))
+    code, out = run_cli(["sql", "SELECT count(*) AS n FROM tokens", "--format", "csv", "--store", str(root)], capsys)
+    tokens = source.rows("SELECT count(*) AS n FROM tokens")[0]["n"]
+    assert (code, out) == (0, f'"n" {tokens}')
 
 
 def without_user_relations(root: Path) -> Path:

@@ -12,7 +12,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("check", help="verify that the store and its catalog agree, naming what is wrong")
     store_arg(p)
     p.add_argument("--deep", action="store_true",
-                   help="also decode every stored map and weights file (rows sum to 1, bytes as written)")
+                   help="also decode every stored map, norm and weights file (rows sum to 1, norms finite, bytes as written)")
     p.add_argument("--repair", action="store_true",
                    help="recompute what is damaged (checks --deep first): removes exactly the damaged files "
                         "and runs the ingest of each affected run")
