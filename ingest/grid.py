@@ -71,6 +71,7 @@ def check_store(path: str | os.PathLike | None) -> None:
     answers "nothing to do", and the first write the grid needs fails it.
     """
     root = store_path(path).absolute()
+    Store.check_path(root)
     if root.is_dir() and any(root.iterdir()):
         Store.open(root)  # a store, else one line saying what the folder is
         return

@@ -520,10 +520,13 @@ class MapReader:
             raise IndexError(f"example {e} is not in this map set (0..{len(self.lengths) - 1})")
         b, row, length = int(self.buckets[e]), int(self.rows[e]), int(self.lengths[e])
         try:
-            return np.asarray(self.group[_norm_name(b)][(row, *key, slice(0, length))], dtype=np.float32)
+            data = np.asarray(self.group[_norm_name(b)][(row, *key, slice(0, length))], dtype=np.float32)
         except Exception as exc:
             raise StoreCorrupt(f"norms of example {e} in {self.path} are unreadable ({type(exc).__name__}); "
                                "run `bertsecrets check`") from exc
+        if not data.any():  # a value vector's norm is never 0 for a real token: zeros are zarr's fill, a lost chunk
+            raise StoreCorrupt(f"norms of example {e} are missing from {self.path}; run `bertsecrets check`")
+        return data
 
     @property
     def has_norm_arrays(self) -> bool:
@@ -581,6 +584,7 @@ class MapReader:
                 data = np.asarray(self.group[_norm_name(b)][:], dtype=np.float32)
             except Exception as exc:
                 raise StoreCorrupt(f"norms in {self.path} are unreadable ({type(exc).__name__}); run `bertsecrets check`") from exc
+            _refuse_lost_rows(data, examples, "norms", self.path)
             yield examples, data
 
     def __len__(self) -> int:
@@ -630,6 +634,7 @@ class MapReader:
                 data = np.asarray(arr[:], dtype=np.float32)
             except Exception as exc:
                 raise StoreCorrupt(f"maps in {self.path} are unreadable ({type(exc).__name__}); run `bertsecrets check`") from exc
+            _refuse_lost_rows(data, examples, "maps", self.path)
             yield examples, data
 
     def chunk_path(self, e: int) -> Path:
@@ -652,6 +657,15 @@ class MapReader:
             folder = self.path / arr.basename
             out[b] = {int(p.name.split(".")[1]) for p in folder.glob("c.*")} if folder.is_dir() else set()
         return out
+
+
+def _refuse_lost_rows(data: np.ndarray, examples: np.ndarray, what: str, path: Path) -> None:
+    """StoreCorrupt when a row of a bucket read in bulk is all zeros: zarr's fill for a chunk that is gone."""
+    lost = ~data.reshape(len(data), -1).any(axis=1)
+    if lost.any():
+        first = int(examples[np.flatnonzero(lost)[0]])
+        raise StoreCorrupt(f"{what} of example {first} are missing from {path} ({int(lost.sum())} of this bucket's "
+                           f"{len(data)} inputs); run `bertsecrets check`")
 
 
 def renormalise(weighted: np.ndarray) -> np.ndarray:

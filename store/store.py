@@ -64,6 +64,11 @@ class Store:
 
     # -- opening -----------------------------------------------------------
 
+    @staticmethod
+    def check_path(root: str | os.PathLike) -> None:
+        """Refuse, in one line, a path no store can live at (before anything is made there)."""
+        _check_path(Path(root).expanduser().absolute())
+
     @classmethod
     def open(cls, root: str | os.PathLike) -> "Store":
         """Open an existing store; a missing or foreign folder is an error."""

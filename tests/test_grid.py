@@ -153,14 +153,17 @@ def test_a_store_that_cannot_be_used_stops_the_grid_in_one_line_before_any_task(
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
     (tmp_path / "a-file").write_text("mine")
+    slash = tmp_path / "back\\slash"  # DuckDB reads a backslash as a folder separator
     for root, says in ((foreign, f"error: {foreign} is not a bertsecrets store"),
-                       (tmp_path / "a-file" / "store", f"error: cannot create the store at {tmp_path / 'a-file' / 'store'}")):
+                       (tmp_path / "a-file" / "store", f"error: cannot create the store at {tmp_path / 'a-file' / 'store'}"),
+                       (slash, f"error: the catalog of a store at {slash} cannot be read")):
         code, out, err = _grid(capsys, tiny_bert, grid_glue, root, "all")
         assert code != 0
         assert out == ""  # no task started: no task's rule, no per-task error, no table
         assert len(err.strip().splitlines()) == 1 and err.startswith(says), err
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"] and (foreign / "notes.txt").read_text() == "mine"
     assert (tmp_path / "a-file").read_text() == "mine"
+    assert not slash.exists()
 
 
 def test_a_store_found_read_only_stops_the_grid_at_its_first_write(tiny_bert, grid_glue, tmp_path, capsys,

@@ -606,3 +606,26 @@ def test_weights_trained_off_the_cpu_take_what_was_computed_from_them(tiny_store
     assert not finetuned_maps.exists() and store.rows(
         "SELECT status FROM maps WHERE map_id = ?", [plan.map_ids["finetuned"]])[0]["status"] == "running"
     assert store.maps_path(plan.map_ids["pretrained"]).exists()  # the pretrained model's maps do not change
+
+
+def test_a_lost_chunk_is_refused_when_read_not_read_as_zeros(tiny_store, tmp_path):
+    """Zarr reads a chunk that is gone as its fill value; the readers refuse that rather than hand zeros on."""
+    source, _ = tiny_store
+    root = copy_store(source.root, tmp_path / "store")
+    store = Store.open(root)
+    delete_chunk(store)  # the fine-tuned maps of example 5
+    delete_norm_chunk(store)  # the fine-tuned norms of example 4
+    fine = store.map_set(store.rows("SELECT map_id FROM maps WHERE role = 'finetuned'")[0]["map_id"])
+    with pytest.raises(StoreCorrupt, match="maps of example 5 are missing"):
+        fine.head(5, 0, 0)
+    with pytest.raises(StoreCorrupt, match="norms of example 4 are missing"):
+        fine.norms(4)
+    with pytest.raises(StoreCorrupt, match="norms of example 4 are missing"):
+        fine.weighted_head(4, 1, 1)
+    with pytest.raises(StoreCorrupt, match="maps of example 5 are missing"):
+        list(fine.iter_buckets())
+    with pytest.raises(StoreCorrupt, match="norms of example 4 are missing"):
+        list(fine.iter_norm_buckets())
+    assert fine.norms(5).min() > 0 and np.allclose(fine.head(4, 0, 0).sum(-1), 1, atol=0.02)  # the others read
+    pre = store.map_set(store.rows("SELECT map_id FROM maps WHERE role = 'pretrained'")[0]["map_id"])
+    assert sum(len(e) for e, _ in pre.iter_buckets()) == sum(len(e) for e, _ in pre.iter_norm_buckets()) == len(pre)
