@@ -236,6 +236,26 @@ class RunMapsScreen(StoreScreen):
             self.app.select(example=min(max(self.selection.example + step, 0), self.context.n_examples - 1))
             self.sync()
 
+    def read_key(self) -> tuple:
+        """What the maps read for the selection depend on: the run and the input (and the model, on a screen that
+        shows one)."""
+        s = self.selection
+        return (s.run_id, s.example)
+
+    def load_for(self, key: str, read: Callable[..., Any], *args: Any) -> None:
+        """``load(key, read, *args)``, its value paired with ``read_key()`` as it is now: (read key, value)."""
+        self.load(key, self._read_for, self.read_key(), read, args)
+
+    @staticmethod
+    def _read_for(read_key: tuple, read: Callable[..., Any], args: tuple) -> tuple[tuple, Any]:
+        return read_key, read(*args)
+
+    def left(self, read_key: tuple) -> bool:
+        """Whether the cursor has left what ``read_key`` was read for. A result may land after the cursor has moved
+        on (the cancelled read had posted it already): it is dropped, the read of the current selection is under
+        way."""
+        return read_key != self.read_key()
+
     def load_maps(self) -> None:
         """Read the maps of the selection (a ``load`` whose result comes to ``maps_loaded``)."""
 
