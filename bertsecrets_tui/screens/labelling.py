@@ -1,4 +1,9 @@
-"""The Labelling screen: a queue of sampled maps; keys 1-5 give the class, saved at once to the catalog."""
+"""The Labelling screen: a queue of sampled maps; keys 1-5 give the class, saved at once to the catalog.
+
+A map of an input of one sentence (every SST-2 input) is never a block: the
+pattern rules give block only where the input holds two sentences, and the
+classifiers rule it out there. Its block key is hidden and says so when pressed.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
+from bertsecrets.core.tasks import TASKS
 from bertsecrets.tui.markup import escape
 from bertsecrets.tui.messages import Loaded, StoreChanged
 from bertsecrets.tui.reader import Reader, RunContext
@@ -42,8 +48,10 @@ def read_queue(reader: Reader, labeller: str) -> dict[str, Any]:
     mine = queries.given_labels(reader.store, labeller=labeller)
     done = {MapKey(r["run_id"], r["role"], r["example"], r["layer"], r["head"]) for r in mine}
     counts = queries.label_counts(reader.store, labeller)
-    return {"queue": label_queue(sources, done, labeller), "counts": {r["label"]: (r["mine"], r["n"]) for r in counts},
-            "tasks": {r["run_id"]: r["task"] for r in runs}}
+    queue = label_queue(sources, done, labeller)
+    return {"queue": queue, "counts": {r["label"]: (r["mine"], r["n"]) for r in counts},
+            "tasks": {r["run_id"]: r["task"] for r in runs},
+            "two": {run_id: reader.two_sentences(run_id) for run_id in {k.run_id for k in queue}}}
 
 
 def read_map(reader: Reader, key: MapKey) -> tuple[RunContext, np.ndarray]:
@@ -53,6 +61,9 @@ def read_map(reader: Reader, key: MapKey) -> tuple[RunContext, np.ndarray]:
 #: The classes as the key bar names them: short enough that all five keys and the screen's others fit 80 columns.
 SHORT = {"vertical": "vert", "diagonal": "diag", "vertical+diagonal": "v+d", "block": "block",
          "heterogeneous": "hetero"}
+BLOCK = PATTERN_CLASSES.index("block")
+#: What the block key says on a map of an input of one sentence.
+NO_BLOCK = "no block on this map: its input has one sentence, and a block needs two (pick another class, or skip)"
 
 
 class LabellingScreen(StoreScreen):
@@ -62,6 +73,9 @@ class LabellingScreen(StoreScreen):
     DEPENDS = ("runs", "maps")
     BINDINGS = [
         *(Binding(str(i + 1), f"label({i})", SHORT[name]) for i, name in enumerate(PATTERN_CLASSES)),
+        # Reached only when the block key above is refused (check_action): says why instead of doing nothing.
+        Binding(str(BLOCK + 1), "no_block", "block", show=False,
+                tooltip="on an input of one sentence: says that a block needs two sentences"),
         Binding("space", "skip", "skip"),
         Binding("u,backspace", "undo", "undo"),
     ]
@@ -73,6 +87,7 @@ class LabellingScreen(StoreScreen):
         self.history: list[Step] = []
         self.counts: dict[str, list[int]] = {}
         self.tasks: dict[str, str] = {}
+        self.two: dict[str, np.ndarray] = {}  # by run: [example] the input holds two sentences
         self.shown: MapKey | None = None
         self.saving = 0  # label changes not yet written
         self._writes: deque[Step] = deque()
@@ -120,7 +135,7 @@ class LabellingScreen(StoreScreen):
             heatmap.show_message(message.error)
             return
         if message.key == "queue":
-            self.queue, self.tasks = message.value["queue"], message.value["tasks"]
+            self.queue, self.tasks, self.two = message.value["queue"], message.value["tasks"], message.value["two"]
             self.counts = {label: list(message.value["counts"].get(label, (0, 0))) for label in PATTERN_CLASSES}
             self.position, self.history = 0, []
             self.show_current()
@@ -132,15 +147,36 @@ class LabellingScreen(StoreScreen):
             self.query_one("#label-text", Static).update(example_line(context, key.example))
             self.describe()
 
+    def one_sentence(self, key: MapKey | None) -> bool:
+        """Whether the map ``key`` is of an input of one sentence (where its tokens are not stored, its task says)."""
+        if key is None:
+            return False
+        two = self.two.get(key.run_id)
+        if two is not None and key.example < len(two):
+            return not two[key.example]
+        task = TASKS.get(self.tasks.get(key.run_id, ""))
+        return task is not None and not task.pair
+
+    def offered(self) -> list[str]:
+        """The classes the map shown can be given."""
+        return [c for c in PATTERN_CLASSES if c != "block" or not self.one_sentence(self.shown)]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "label" and parameters == (BLOCK,):
+            return not self.one_sentence(self.shown)  # False: hidden from the key bar, the key goes to no_block
+        if action == "no_block":
+            return self.one_sentence(self.shown)
+        return super().check_action(action, parameters)
+
     def show_current(self) -> None:
         heatmap = self.query_one(Heatmap)
-        if self.position >= len(self.queue):
-            self.shown = None
+        self.shown = self.queue[self.position] if self.position < len(self.queue) else None
+        self.refresh_bindings()  # the block key comes and goes with the number of sentences of the map's input
+        if self.shown is None:
             heatmap.show_message("nothing to label: no maps in the store yet, or you labelled every sampled one"
                                  if not self.queue else "end of the queue: come back for more (r, then l)")
             self.describe()
             return
-        self.shown = self.queue[self.position]
         self.load("map", read_map, self.reader, self.shown)
         if self.shown.run_id != self.references_of:
             self.load_references(self.shown.run_id)
@@ -156,7 +192,10 @@ class LabellingScreen(StoreScreen):
             f"{where}map {self.position + 1} of {len(self.queue)} · labeller [b]{escape(self.labeller)}[/]"
         )
         lines = ["[b]key class  yours / all[/]"]
+        offered = self.offered()
         for i, label in enumerate(PATTERN_CLASSES):
+            if label not in offered:
+                continue
             mine, everyone = self.counts.get(label, [0, 0])
             lines.append(f" {i + 1}  {label:<18} {mine:>4} / {everyone}")
         lines.append("space skip · u undo")
@@ -183,8 +222,14 @@ class LabellingScreen(StoreScreen):
         if self.shown is None:
             return
         label = PATTERN_CLASSES[index]
+        if label not in self.offered():
+            self.action_no_block()
+            return
         self._count(label, +1)
         self._advance(Step(self.position, self.shown, label))
+
+    def action_no_block(self) -> None:
+        self.notify(NO_BLOCK, severity="warning", markup=False)
 
     def action_skip(self) -> None:
         if self.shown is not None:
