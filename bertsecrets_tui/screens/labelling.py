@@ -2,7 +2,8 @@
 
 A map of an input of one sentence (every SST-2 input) is never a block: the
 pattern rules give block only where the input holds two sentences, and the
-classifiers rule it out there. Its block key is hidden and says so when pressed.
+classifiers rule it out there. Its block key is hidden and says so when pressed,
+and the panel of the classes' examples leaves block out.
 """
 
 from __future__ import annotations
@@ -93,9 +94,11 @@ class LabellingScreen(StoreScreen):
         self._writes: deque[Step] = deque()
         self._writes_lock = threading.Lock()
         self._writing = False
-        #: The run whose class references are shown (or being read), and per class its map's row and matrix.
+        #: The run whose class references are shown (or being read), and per class its map's row and matrix (None
+        #: while they are read), and the classes the panel shows now.
         self.references_of: str | None = None
-        self.references: dict[str, tuple[dict[str, Any], np.ndarray]] = {}
+        self.references: dict[str, tuple[dict[str, Any], np.ndarray]] | None = None
+        self.references_shown: tuple[str, ...] = ()
 
     @property
     def labeller(self) -> str:
@@ -180,6 +183,8 @@ class LabellingScreen(StoreScreen):
         self.load("map", read_map, self.reader, self.shown)
         if self.shown.run_id != self.references_of:
             self.load_references(self.shown.run_id)
+        elif tuple(self.offered()) != self.references_shown:
+            self.draw_references()  # block comes and goes with the number of sentences, as on the list
         heatmap.focus()
 
     def describe(self) -> None:
@@ -291,26 +296,35 @@ class LabellingScreen(StoreScreen):
     # -- references: the rules' clearest map of each class ------------------------
 
     def load_references(self, run_id: str) -> None:
-        self.references_of = run_id
+        self.references_of, self.references, self.references_shown = run_id, None, ()
         self.query_one("#label-references-note", Static).update("")
         self.query_one(ClassReferences).show_message("loading examples...")
         self.load("references", self.reader.class_references, run_id)
 
     def show_references(self, message: Loaded) -> None:
+        if message.error:
+            self.query_one(ClassReferences).show_message(message.error)
+            return
+        self.references = message.value
+        self.draw_references()
+
+    def draw_references(self) -> None:
+        """One example per class the map shown can be given (no block on an input of one sentence)."""
+        found = self.references
+        if found is None:
+            return
         widget = self.query_one(ClassReferences)
         note = self.query_one("#label-references-note", Static)
-        if message.error:
-            widget.show_message(message.error)
-            return
-        self.references = found = message.value
+        classes = self.offered()
+        self.references_shown = tuple(classes)
         if not found:
             task = self.tasks.get(self.references_of or "", "the task")
             note.update("")
             widget.show_message(f"no rule labels in this run yet: examples of each class come with "
                                 f"`bertsecrets analyze {task}`")
             return
-        widget.show_maps([found[c][1] if c in found else None for c in PATTERN_CLASSES], PATTERN_CLASSES)
-        missing = [c for c in PATTERN_CLASSES if c not in found]
+        widget.show_maps([found[c][1] if c in found else None for c in classes], classes)
+        missing = [c for c in classes if c not in found]
         note.update("examples: the rules' surest" + (f" (none {escape(', '.join(missing))})" if missing else "")
                     + "\neach coloured 0..its own maximum")
 
