@@ -1,13 +1,21 @@
 """The labelling screen's classes: block is neither offered, nor shown among the examples, nor stored on a map of an
-input of one sentence."""
+input of one sentence; a label is stored only for the map shown, never for one still being read."""
 
 from __future__ import annotations
 
+import threading
+
+import numpy as np
 import pytest
 
+from bertsecrets.core.errors import UserError
 from bertsecrets.store.labels import PATTERN_CLASSES, Labels
 from bertsecrets.tui.app import BrowseApp
-from bertsecrets.tui.screens.labelling import NO_BLOCK
+from bertsecrets.tui.messages import Loaded
+from bertsecrets.tui.sampling import MapKey
+from bertsecrets.tui.screens import labelling as screen_module
+from bertsecrets.tui.screens.labelling import NO_BLOCK, READING, UNREAD
+from bertsecrets.tui.widgets.heatmap import Heatmap, clean
 from bertsecrets.tui.widgets.keybar import KeyBar
 from bertsecrets.tui.widgets.references import ClassReferences
 from conftest import settle, text_of
@@ -122,3 +130,110 @@ async def test_the_examples_panel_follows_the_number_of_sentences_of_each_map_in
         # The queue went from maps of two sentences to one and back at least once each.
         changes = list(zip(sentences, sentences[1:]))
         assert (True, False) in changes and (False, True) in changes
+
+
+def stored_map(store, key: MapKey) -> np.ndarray:
+    return store.maps(key.run_id, key.role).head(key.example, key.layer, key.head)
+
+
+def shows(app, store, key: MapKey) -> bool:
+    """The heatmap holds ``key``'s stored map, with its input's word pieces, under ``key``'s header."""
+    heatmap, context = app.screen.query_one(Heatmap), text_of(app, "#label-context")
+    tokens = [clean(t) for t in app.reader.tokens(key.run_id)[key.example]]
+    return (heatmap.matrix is not None and heatmap.matrix.shape == stored_map(store, key).shape
+            and np.allclose(heatmap.matrix, stored_map(store, key), atol=1e-2) and heatmap.tokens == tokens
+            and f"input {key.example + 1} · layer {key.layer + 1} · head {key.head + 1} · map" in context)
+
+
+async def wait_saved(pilot) -> None:
+    """Until the label writes are done (the map read held back keeps ``settle`` from returning)."""
+    for _ in range(200):
+        if not pilot.app.screen.saving:
+            return
+        await pilot.pause(0.02)
+    raise AssertionError("the label was not written")
+
+
+async def test_a_map_or_examples_read_for_an_item_the_queue_has_left_are_not_shown(tmp_path, labeller):
+    """A read that lands late (the queue moved on meanwhile) must not be shown under the current item, where a label
+    key would then store a label for a map the person did not see."""
+    store = handmade_store(tmp_path / "store")
+    app = BrowseApp(store, truecolor=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, "l")
+        screen = app.screen
+        first, other = screen.queue[0], screen.queue[1]
+        assert shows(app, store, first) and not np.allclose(stored_map(store, other)[:5, :5],
+                                                            stored_map(store, first)[:5, :5])
+        context = app.reader.context(first.run_id)
+        stale = np.full((99, 99), 7.0, dtype=np.float32)  # of no map of the store: 99 pieces long
+        for key in (other, MapKey("run-handmade0002", first.role, first.example, first.layer, first.head)):
+            screen.on_loaded(Loaded("map", (key, (context, stale))))
+        examples_before = examples(app)
+        stale_examples = {c: ({"run_id": "run-handmade0002"}, stale) for c in PATTERN_CLASSES[:2]}
+        screen.on_loaded(Loaded("references", ("run-handmade0002", stale_examples)))
+        await pilot.pause()
+        assert screen.map_key == first and shows(app, store, first)
+        assert set(screen.references) == set(PATTERN_CLASSES) and examples(app) == examples_before
+        await settle(pilot, "1")  # the label is of the map shown
+        assert stored(store) == [(first.role, first.example, first.layer, first.head, "vertical")]
+        assert screen.shown == other and shows(app, store, other)
+
+
+async def test_a_label_key_stores_nothing_while_the_current_map_is_read(tmp_path, labeller, monkeypatch):
+    store = handmade_store(tmp_path / "store")
+    app = BrowseApp(store, truecolor=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, "l")
+        screen, release = app.screen, threading.Event()
+        first, second = screen.queue[0], screen.queue[1]
+        read_map = screen_module.read_map
+
+        def slow(reader, key):  # the second item's map waits until the test lets it go
+            if key == second:
+                release.wait(10)
+            return read_map(reader, key)
+
+        monkeypatch.setattr(screen_module, "read_map", slow)
+        await pilot.press("1")  # labels the first map, then reads the second
+        await wait_saved(pilot)
+        assert stored(store) == [(first.role, first.example, first.layer, first.head, "vertical")]
+        assert screen.shown == second and screen.map_key == first
+        await pilot.press("2", "3")  # the first map still shows: these would be labels of a map not seen
+        await wait_saved(pilot)
+        assert stored(store) == [(first.role, first.example, first.layer, first.head, "vertical")]
+        assert screen.shown == second and len(screen.history) == 1
+        assert screen.counts["diagonal"] == [0, 0] and screen.counts["vertical+diagonal"] == [0, 0]
+        assert [n.message for n in app._notifications] == [READING, READING] and "\n" not in READING
+        assert "reading the map…" in text_of(app, "#label-context") and text_of(app, "#label-status") == ""
+        release.set()
+        await settle(pilot)
+        assert shows(app, store, second) and "reading" not in text_of(app, "#label-context")
+        assert text_of(app, "#label-status").startswith("query 0 ")
+        await settle(pilot, "2")  # now labelling goes on
+        assert stored(store)[-1] == (second.role, second.example, second.layer, second.head, "diagonal")
+        assert screen.shown == screen.queue[2]
+
+
+async def test_a_label_key_stores_nothing_on_a_map_that_could_not_be_read(tmp_path, labeller, monkeypatch):
+    store = handmade_store(tmp_path / "store")
+    app = BrowseApp(store, truecolor=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, "l")
+        screen = app.screen
+        second = screen.queue[1]
+        read_map = screen_module.read_map
+
+        def failing(reader, key):
+            if key == second:
+                raise UserError("map damaged: run `bertsecrets check`")
+            return read_map(reader, key)
+
+        monkeypatch.setattr(screen_module, "read_map", failing)
+        await settle(pilot, "space")  # skip the first map: the second one's read fails
+        assert screen.shown == second and screen.query_one(Heatmap).message == "map damaged: run `bertsecrets check`"
+        await settle(pilot, "1")
+        assert stored(store) == [] and screen.shown == second and [n.message for n in app._notifications] == [UNREAD]
+        await settle(pilot, "space", "1")  # skipped, the next map is labelled
+        third = screen.queue[2]
+        assert stored(store) == [(third.role, third.example, third.layer, third.head, "vertical")]

@@ -4,6 +4,11 @@ A map of an input of one sentence (every SST-2 input) is never a block: the
 pattern rules give block only where the input holds two sentences, and the
 classifiers rule it out there. Its block key is hidden and says so when pressed,
 and the panel of the classes' examples leaves block out.
+
+A label is stored only for the map the person sees: the map and the examples
+are read with the item (and the run) they are of, a late result for an item the
+queue has left is dropped, and while the current item's map is read the label
+keys store nothing.
 """
 
 from __future__ import annotations
@@ -65,6 +70,9 @@ SHORT = {"vertical": "vert", "diagonal": "diag", "vertical+diagonal": "v+d", "bl
 BLOCK = PATTERN_CLASSES.index("block")
 #: What the block key says on a map of an input of one sentence.
 NO_BLOCK = "no block on this map: its input has one sentence, and a block needs two (pick another class, or skip)"
+#: What a label key says while the map of the current item is read (or could not be read).
+READING = "not labelled: this map is still being read (press the key again once it shows)"
+UNREAD = "not labelled: this map could not be read (skip it with space)"
 
 
 class LabellingScreen(StoreScreen):
@@ -90,6 +98,10 @@ class LabellingScreen(StoreScreen):
         self.tasks: dict[str, str] = {}
         self.two: dict[str, np.ndarray] = {}  # by run: [example] the input holds two sentences
         self.shown: MapKey | None = None
+        #: The item whose map the heatmap holds (another than ``shown`` while the current one is read), and whether
+        #: the current item's read failed.
+        self.map_key: MapKey | None = None
+        self.map_failed = False
         self.saving = 0  # label changes not yet written
         self._writes: deque[Step] = deque()
         self._writes_lock = threading.Lock()
@@ -135,6 +147,7 @@ class LabellingScreen(StoreScreen):
             self.describe()
             return
         if message.error:
+            self.map_failed = message.key == "map"
             heatmap.show_message(message.error)
             return
         if message.key == "queue":
@@ -143,12 +156,17 @@ class LabellingScreen(StoreScreen):
             self.position, self.history = 0, []
             self.show_current()
         elif message.key == "map":
-            context, matrix = message.value
-            key = self.shown
+            key, (context, matrix) = message.value
+            if self.left(key):
+                return  # read for an item the queue has left: the current item's read is under way
+            self.map_key = key
             tokens = context.tokens[key.example] if key.example < len(context.tokens) else []
             heatmap.show(matrix, tokens, 0.0, float(matrix.max()) or 1.0)
             self.query_one("#label-text", Static).update(example_line(context, key.example))
             self.describe()
+
+    def read_key(self) -> MapKey | None:
+        return self.shown
 
     def one_sentence(self, key: MapKey | None) -> bool:
         """Whether the map ``key`` is of an input of one sentence (where its tokens are not stored, its task says)."""
@@ -180,7 +198,9 @@ class LabellingScreen(StoreScreen):
                                  if not self.queue else "end of the queue: come back for more (r, then l)")
             self.describe()
             return
-        self.load("map", read_map, self.reader, self.shown)
+        self.map_failed = False
+        self.load_for("map", read_map, self.reader, self.shown)
+        self.describe()  # the item's place and class counts now; its map when read
         if self.shown.run_id != self.references_of:
             self.load_references(self.shown.run_id)
         elif tuple(self.offered()) != self.references_shown:
@@ -189,9 +209,10 @@ class LabellingScreen(StoreScreen):
 
     def describe(self) -> None:
         key = self.shown
+        reading = key is not None and self.left(self.map_key)
         where = "" if key is None else (
             f"[b]{escape(self.tasks.get(key.run_id, '?').upper())}[/] · {escape(key.role)} · input {key.example + 1} · "
-            f"layer [b]{key.layer + 1}[/] · head [b]{key.head + 1}[/] · "
+            f"layer [b]{key.layer + 1}[/] · head [b]{key.head + 1}[/] · " + ("reading the map… · " if reading else "")
         )
         self.query_one("#label-context", Static).update(
             f"{where}map {self.position + 1} of {len(self.queue)} · labeller [b]{escape(self.labeller)}[/]"
@@ -211,7 +232,9 @@ class LabellingScreen(StoreScreen):
             lines.append("saving...")
         self.query_one("#label-side", Static).update("\n".join(lines))
         heatmap = self.query_one(Heatmap)
-        if heatmap.matrix is not None:
+        if reading:  # the heatmap holds the map of the item before: its values are not this item's
+            self.query_one("#label-status", Static).update("")
+        elif heatmap.matrix is not None:
             q, k = heatmap.cursor
             self.query_one("#label-status", Static).update(
                 f"query {q} [b]{escape(heatmap.tokens[q])}[/] → key {k} [b]{escape(heatmap.tokens[k])}[/] · "
@@ -225,6 +248,9 @@ class LabellingScreen(StoreScreen):
 
     def action_label(self, index: int) -> None:
         if self.shown is None:
+            return
+        if self.left(self.map_key):  # the person has not seen this item's map: a label would be of another
+            self.notify(UNREAD if self.map_failed else READING, severity="warning", markup=False)
             return
         label = PATTERN_CLASSES[index]
         if label not in self.offered():
@@ -299,13 +325,16 @@ class LabellingScreen(StoreScreen):
         self.references_of, self.references, self.references_shown = run_id, None, ()
         self.query_one("#label-references-note", Static).update("")
         self.query_one(ClassReferences).show_message("loading examples...")
-        self.load("references", self.reader.class_references, run_id)
+        self.load_keyed("references", run_id, self.reader.class_references, run_id)
 
     def show_references(self, message: Loaded) -> None:
         if message.error:
             self.query_one(ClassReferences).show_message(message.error)
             return
-        self.references = message.value
+        run_id, found = message.value
+        if run_id != self.references_of:
+            return  # read for a run the queue has left: the current run's read is under way
+        self.references = found
         self.draw_references()
 
     def draw_references(self) -> None:
