@@ -173,6 +173,12 @@ class MapScreen(SwitchRuns, RunMapsScreen):
         context, s = self.context, self.selection
         if context is None or not self.data:
             return
+        if self.left(self.shown_key):  # the maps held are of an input or run the cursor has left: its read is under way
+            self.query_one("#map-context", Static).update(
+                f"{task_seed(context.title, context.seed)} · input [b]{s.example + 1}[/]/{context.n_examples} · "
+                f"layer [b]{s.layer + 1}[/]/{context.n_layers} · head [b]{s.head + 1}[/]/{context.n_heads} · reading…"
+            )
+            return
         tokens = context.tokens[s.example] if s.example < len(context.tokens) else []
         matrices = self.matrices()
         if self.view is None:  # side by side when each pane shows the map whole at one cell per token
