@@ -420,6 +420,9 @@ def from_map_screen(screen, what: str) -> None:
     if context is None or not screen.data:
         status.update("nothing to export yet")
         return
+    if screen.left(screen.shown_key):  # the maps held are of the input left: they would go out under this one's words
+        status.update(f"input {s.example + 1} is still being read: export it once its maps show")
+        return
     tokens = list(context.tokens[s.example]) if s.example < len(context.tokens) else []
     where = f"{context.task.upper()} input {s.example + 1}"
     if what == "bertviz":

@@ -129,7 +129,7 @@ class Reader:
         self._map_readers: dict[tuple[str, str], MapReader] = {}
         self._examples: OrderedDict[tuple[str, str, int], np.ndarray] = OrderedDict()
         self._cached_examples = cached_examples
-        self._tokens: dict[str, list[list[str]]] = {}
+        self._tokens: dict[str, tuple[list[list[str]], np.ndarray]] = {}  # word pieces, two sentences; by run
 
     # -- change detection ---------------------------------------------------
 
@@ -230,6 +230,14 @@ class Reader:
 
     def tokens(self, run_id: str) -> list[list[str]]:
         """The word pieces of every stored input of a run, by example and position."""
+        return self._read_tokens(run_id)[0]
+
+    def two_sentences(self, run_id: str) -> np.ndarray:
+        """[example] bool: the stored input holds two sentences (a word piece of the second segment, as the
+        ingest's pattern rules count them; an input of one sentence has no block maps)."""
+        return self._read_tokens(run_id)[1]
+
+    def _read_tokens(self, run_id: str) -> tuple[list[list[str]], np.ndarray]:
         with self._lock:
             cached = self._tokens.get(run_id)
         if cached is not None:
@@ -241,9 +249,11 @@ class Reader:
         out: list[list[str]] = [[] for _ in range(n)]
         for e, w in zip(examples.tolist(), words):
             out[e].append(w)
+        two = np.zeros(n, dtype=bool)
+        two[examples[table["segment"].to_numpy(zero_copy_only=False) == 1]] = True
         with self._lock:
-            self._tokens[run_id] = out
-        return out
+            self._tokens[run_id] = out, two
+        return out, two
 
     def examples(self, run_id: str) -> list[dict[str, Any]]:
         return queries.examples(self.store, run_id)

@@ -130,3 +130,35 @@ def test_families_snapshot(snap_compare, store, monkeypatch):
     time.tzset()
     app = BrowseApp(store, truecolor=False)
     assert snap_compare(app, terminal_size=(80, 24), run_before=keys("i", "tab", "tab"))
+
+
+@pytest.mark.asyncio
+async def test_a_map_read_for_an_input_role_or_run_the_cursor_has_left_is_not_shown(store):
+    """A read that lands late (the cursor moved to another input, model or run meanwhile) must not replace the map
+    of the head under the cursor."""
+    from textual.widgets import Static
+
+    from bertsecrets.tui.screens.families import mini_map
+
+    app = BrowseApp(store, truecolor=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await keys("i", "tab")(pilot)
+        screen, s = app.screen, app.selection
+        e, layer, head = s.example, s.layer, s.head
+        mini = screen.query_one("#families-map", Static)
+
+        def shows(role: str, example: int) -> bool:
+            want = store.maps(RUN, role).example(example)
+            return (np.array_equal(screen.maps, want) and mini.content == mini_map(want[layer, head], False)
+                    and f"input {example + 1}/4, L={want.shape[-1]}:" in text_of(app, "#families-panel"))
+
+        assert shows("finetuned", e)
+        stale = np.full((3, 6, 99, 99), 7.0, dtype=np.float32)  # of no input of the store: 99 pieces long
+        for key in ((RUN, "finetuned", e + 1), (RUN, "pretrained", e), ("run-handmade0002", "finetuned", e)):
+            screen.maps_loaded(Loaded("maps", (key, stale)))
+        await pilot.pause()
+        assert shows("finetuned", e) and "L=99" not in text_of(app, "#families-panel")
+        await keys("n")(pilot)  # the next input: its own map
+        assert app.selection.example == e + 1 and shows("finetuned", e + 1)
+        await keys("t")(pilot)  # the other model: its own map
+        assert app.selection.role == "pretrained" and shows("pretrained", e + 1)

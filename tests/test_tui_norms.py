@@ -66,13 +66,16 @@ async def test_maps_and_norms_read_for_an_input_the_cursor_has_left_are_not_show
         shown = pane.matrix.copy()
         other = e + 1
         stale_norms = {role: np.full((9, 9, 99), 7.0, dtype=np.float32) for role in ("pretrained", "finetuned")}
-        screen.maps_loaded(Loaded("norms", (other, stale_norms)))  # norms of another input, of another length
-        screen.maps_loaded(Loaded("example", (other, {"pretrained": "x", "finetuned": "x"})))
+        run_id = app.selection.run_id
+        screen.maps_loaded(Loaded("norms", ((run_id, other), stale_norms)))  # of another input, of another length
+        screen.maps_loaded(Loaded("example", ((run_id, other), {"pretrained": "x", "finetuned": "x"})))
+        # ... or of the same input of another run (the task and seed keys keep the input)
+        screen.maps_loaded(Loaded("example", (("run-handmade0002", e), {"pretrained": "x", "finetuned": "x"})))
         await settle(pilot)
-        assert screen.norms_example == e and screen.shown_example == e
+        assert screen.norms_key == screen.shown_key == (run_id, e)
         assert np.array_equal(pane.matrix, shown)
         await settle(pilot, "n")  # the next input: its own maps and norms
-        assert app.selection.example == other and screen.norms_example == other == screen.shown_example
+        assert app.selection.example == other and screen.norms_key == screen.shown_key == (run_id, other)
         a = store.maps("run-handmade0001", "finetuned").head(other, app.selection.layer, app.selection.head)
         want = renormalise(a * np.arange(1, a.shape[0] + 1, dtype=np.float32)[None, :])
         assert np.allclose(pane.matrix, want, atol=1e-6)
@@ -91,3 +94,26 @@ async def test_n_on_the_features_screen_reads_the_norm_weighted_table(tmp_path):
         assert "by norm" in text_of(app, "#features-context")
         await settle(pilot, "N")
         assert app.screen.query_one("#feature-finetuned", HeadGrid).grid is not None
+
+
+async def test_the_norm_weighted_map_of_another_seeds_run_uses_that_runs_norms(task_grid_store):
+    """The seed key keeps the input: the norms read for the same input of the run left behind must not be kept."""
+    from test_tui_tasks import finetuned
+
+    store = task_grid_store
+    runs = finetuned(store)
+    app = BrowseApp(store, truecolor=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.select(run_id=runs[("mrpc", 0)])
+        await settle(pilot, "m", "n", "N")
+        pane = app.screen.query_one("#finetuned", Heatmap)
+        for run_id in (runs[("mrpc", 0)], runs[("mrpc", 1)]):
+            if run_id != app.selection.run_id:
+                await settle(pilot, "S")
+            s = app.selection
+            assert (s.run_id, s.example) == (run_id, 1)
+            maps = store.maps(run_id, "finetuned")
+            a = maps.head(1, s.layer, s.head)
+            want = renormalise(a * maps.norms(1)[s.layer, s.head][None, :].astype(np.float32))
+            assert np.allclose(pane.matrix, want, atol=1e-5), run_id

@@ -222,7 +222,68 @@ async def test_sentence_screen_keys(tmp_path):
         value = widget.panes[0].values[0]
         assert texts(widget)[1].startswith(sentence.label("[CLS]", float(value)) + " ")
         await settle(pilot, "n")
-        assert app.selection.example == 1 and screen.shown_example == 1
+        assert app.selection.example == 1 and screen.shown_key == ("run-handmade0001", 1)
+
+
+def fine_values(widget: SentenceText) -> np.ndarray:
+    return [p for p in widget.panes if p.title.startswith("fine-tuned")][0].values
+
+
+async def test_maps_read_for_an_input_or_run_the_cursor_has_left_are_not_shown(tmp_path):
+    """A read that lands late (the cursor moved on meanwhile) must not replace the current input's maps and words."""
+    from bertsecrets.tui.messages import Loaded
+
+    store = store_with_words(tmp_path / "store")
+    run_id = "run-handmade0001"
+    maps = store.maps(run_id, "finetuned")
+    app = BrowseApp(store, truecolor=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, "w")
+        screen, widget = app.screen, app.screen.query_one(SentenceText)
+        assert app.selection.example == 0 and np.allclose(fine_values(widget), maps.head(0, 0, 0)[0])
+        pieces = list(screen.pieces)
+        stale_maps = {role: np.full((3, 6, 5, 5), 0.2, dtype=np.float32) for role in ("pretrained", "finetuned")}
+        stale = (stale_maps, [Piece(t) for t in ("[CLS]", "stale", "read", ".", "[SEP]")])
+        # Of the next input of the run, or of the same input of another run (the task and seed keys keep the input).
+        for key in ((run_id, 1), ("run-handmade0002", 0)):
+            screen.maps_loaded(Loaded("example", (key, stale)))
+        await settle(pilot, "right_square_bracket")  # the next head: drawn from what is held
+        assert screen.shown_key == (run_id, 0) and screen.pieces == pieces
+        assert "stale" not in "".join(texts(widget)) and "L=17" in text_of(app, "#sentence-context")
+        assert np.allclose(fine_values(widget), maps.head(0, 0, 1)[0])
+        await settle(pilot, "n")  # the next input: its own maps
+        assert screen.shown_key == (run_id, 1) and np.allclose(fine_values(widget), maps.head(1, 0, 1)[0])
+
+
+async def test_while_the_next_inputs_maps_are_read_the_old_ones_are_not_drawn_with_its_text(tmp_path, monkeypatch):
+    import threading
+
+    from bertsecrets.tui.screens import sentence as screen_module
+
+    store = store_with_words(tmp_path / "store")
+    maps = store.maps("run-handmade0001", "finetuned")
+    app = BrowseApp(store, truecolor=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, "w")
+        widget, release = app.screen.query_one(SentenceText), threading.Event()
+        read_input = screen_module.read_input
+
+        def slow(reader, run_id, example):  # the read of input 2 waits until the test lets it go
+            if example == 1:
+                release.wait(10)
+            return read_input(reader, run_id, example)
+
+        monkeypatch.setattr(screen_module, "read_input", slow)
+        app.screen._pieces.clear()  # input 2's words were read ahead: without them `n` reads in a worker
+        await pilot.press("n", "right_square_bracket")
+        await pilot.pause()
+        assert (app.selection.example, app.selection.head) == (1, 1)
+        assert "input 2/4 · reading…" in text_of(app, "#sentence-context")
+        assert np.allclose(fine_values(widget), maps.head(0, 0, 0)[0])  # input 1's head 1 stays, not drawn again
+        release.set()
+        await settle(pilot)
+        assert np.allclose(fine_values(widget), maps.head(1, 0, 1)[0])
+        assert "reading" not in text_of(app, "#sentence-context")
 
 
 async def test_words_of_a_real_ingest_read_as_the_input_was_written(tiny_store):

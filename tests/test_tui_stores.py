@@ -13,6 +13,7 @@ import shutil
 import numpy as np
 import pytest
 
+from bertsecrets.core.tasks import TASKS
 from bertsecrets.store import Store
 from bertsecrets.store.check import check_store
 from bertsecrets.store.labels import PATTERN_CLASSES
@@ -116,12 +117,16 @@ TOKENS = ["[CLS]", "the", "bank", "bought", "the", "report", ".", "[SEP]", "it",
           "shares", ".", "[SEP]"]
 
 
-def handmade_store(root, n_examples: int = 4, n_layers: int = 2, n_heads: int = 5, with_analyses: bool = True) -> Store:
-    """A store with one fine-tuned MRPC run whose maps are the five known patterns (head h has pattern h % 5)."""
+def handmade_store(root, n_examples: int = 4, n_layers: int = 2, n_heads: int = 5, with_analyses: bool = True,
+                   task: str = "mrpc") -> Store:
+    """A store with one fine-tuned run (of MRPC unless ``task`` says) whose maps are the five known patterns (head h
+    has pattern h % 5). With a task of one sentence (sst-2) every word piece is of segment 0 and no input has a
+    second text; the maps stay the same."""
     store = Store.create(root)
     run_id, exp = "run-handmade0001", "exp-handmade0001"
+    pair = TASKS[task].pair
     lengths = np.array([len(TOKENS) - (e % 3) * 2 for e in range(n_examples)])
-    base = {"experiment_id": exp, "task": "mrpc", "model": "tiny", "model_used": "tiny-bert", "model_source": "local",
+    base = {"experiment_id": exp, "task": task, "model": "tiny", "model_used": "tiny-bert", "model_source": "local",
             "n_layers": n_layers, "n_heads": n_heads, "seed": 0, "max_length": 128, "dev_examples": n_examples,
             "status": "done", "stage": "done", "started_at": WHEN, "finished_at": WHEN, "epochs": 3,
             "learning_rate": 5e-5}
@@ -135,10 +140,10 @@ def handmade_store(root, n_examples: int = 4, n_layers: int = 2, n_heads: int = 
         words = TOKENS[:length - 1] + ["[SEP]"]
         split = words.index("[SEP]") + 1
         examples.append({"run_id": run_id, "example": e, "text_a": f"The bank bought the report {e}.",
-                         "text_b": "It did not sell its shares.", "label": float(e % 2), "n_tokens": int(length),
+                         "text_b": "It did not sell its shares." if pair else None, "label": float(e % 2), "n_tokens": int(length),
                          "prediction": 1.0, "correct": bool(e % 2)})
         tokens += [{"run_id": run_id, "example": e, "position": p, "token": t, "token_id": 1000 + p,
-                    "segment": int(p >= split), "word": None, "char_start": None, "char_end": None}
+                    "segment": int(pair and p >= split), "word": None, "char_start": None, "char_end": None}
                    for p, t in enumerate(words)]
     store.catalog.write("examples", run_id, examples)
     store.catalog.write("tokens", run_id, tokens)
@@ -160,7 +165,7 @@ def handmade_store(root, n_examples: int = 4, n_layers: int = 2, n_heads: int = 
             "n_heads": n_heads, "precision": "uint8", "n_values": writer.n_values(), "bytes": 0, "status": "done",
             "extract_seconds": 0.0, "created_at": WHEN}])
     if with_analyses:
-        write_analysis_rows(store, run_id, exp, "mrpc", n_layers, n_heads, n_examples)
+        write_analysis_rows(store, run_id, exp, task, n_layers, n_heads, n_examples)
     return store
 
 

@@ -90,6 +90,30 @@ class StoreScreen(Screen):
         if not worker.is_cancelled:
             self.post_message(message)
 
+    # -- the read key: results read for what the cursor has left are dropped -----
+
+    def read_key(self) -> Any:
+        """What the screen's current reads depend on (the selection, the item shown); None: no read is keyed."""
+        return None
+
+    def load_for(self, key: str, read: Callable[..., Any], *args: Any) -> None:
+        """``load(key, read, *args)``, its value paired with ``read_key()`` as it is now: (read key, value)."""
+        self.load_keyed(key, self.read_key(), read, *args)
+
+    def load_keyed(self, key: str, read_key: Any, read: Callable[..., Any], *args: Any) -> None:
+        """``load(key, read, *args)``, its value paired with ``read_key``: (read key, value)."""
+        self.load(key, self._read_for, read_key, read, args)
+
+    @staticmethod
+    def _read_for(read_key: Any, read: Callable[..., Any], args: tuple) -> tuple[Any, Any]:
+        return read_key, read(*args)
+
+    def left(self, read_key: Any) -> bool:
+        """Whether the cursor has left what ``read_key`` was read for. A result may land after the cursor has moved
+        on (the cancelled read had posted it already): it is dropped, the read of the current selection is under
+        way."""
+        return read_key != self.read_key()
+
     # -- staying current ----------------------------------------------------
 
     def stamp(self) -> tuple:
@@ -235,6 +259,12 @@ class RunMapsScreen(StoreScreen):
         if self.context is not None:
             self.app.select(example=min(max(self.selection.example + step, 0), self.context.n_examples - 1))
             self.sync()
+
+    def read_key(self) -> tuple:
+        """What the maps read for the selection depend on: the run and the input (and the model, on a screen that
+        shows one)."""
+        s = self.selection
+        return (s.run_id, s.example)
 
     def load_maps(self) -> None:
         """Read the maps of the selection (a ``load`` whose result comes to ``maps_loaded``)."""

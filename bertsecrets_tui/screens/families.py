@@ -52,7 +52,8 @@ class FamiliesScreen(SwitchRuns, RunMapsScreen):
         super().__init__()
         self.data: fam.FamilyData | None = None
         self.colouring = fam.COLOURINGS[0]
-        self.maps: np.ndarray | None = None
+        self.maps: np.ndarray | None = None  # attn[layer, head, query, key] of one input, read for maps_key
+        self.maps_key: tuple | None = None
 
     def compose(self) -> ComposeResult:
         yield from self.compose_nav()
@@ -88,12 +89,19 @@ class FamiliesScreen(SwitchRuns, RunMapsScreen):
             self.data = message.value
             self.draw()
 
+    def read_key(self) -> tuple:  # the panel shows one model's map
+        s = self.selection
+        return (s.run_id, s.role, s.example)
+
     def load_maps(self) -> None:
         s = self.selection
-        self.load("maps", self.reader.example, s.run_id, s.role, s.example)
+        self.load_for("maps", self.reader.example, s.run_id, s.role, s.example)
 
     def maps_loaded(self, message: Loaded) -> None:
-        self.maps = message.value
+        key, maps = message.value
+        if self.left(key):
+            return
+        self.maps_key, self.maps = key, maps
         self.describe()
 
     # -- drawing --------------------------------------------------------------
@@ -121,9 +129,13 @@ class FamiliesScreen(SwitchRuns, RunMapsScreen):
         text = fam.panel(data, s.role, points.index(s.layer, s.head))
         context = self.context
         if self.maps is not None and context is not None:
-            text.append(f"input {s.example + 1}/{context.n_examples}, L={self.maps.shape[-1]}:")
-            self.query_one("#families-map", Static).update(
-                mini_map(self.maps[s.layer, s.head], palettes.app_truecolor(self.app)))
+            if self.left(self.maps_key):  # another input or model than the maps held: its read is under way
+                text.append(f"input {s.example + 1}/{context.n_examples}: reading...")
+                self.query_one("#families-map", Static).update("")
+            else:
+                text.append(f"input {s.example + 1}/{context.n_examples}, L={self.maps.shape[-1]}:")
+                self.query_one("#families-map", Static).update(
+                    mini_map(self.maps[s.layer, s.head], palettes.app_truecolor(self.app)))
         self.query_one("#families-panel", Static).update(text)
 
     def on_screen_resume(self) -> None:

@@ -1,4 +1,15 @@
-"""The Labelling screen: a queue of sampled maps; keys 1-5 give the class, saved at once to the catalog."""
+"""The Labelling screen: a queue of sampled maps; keys 1-5 give the class, saved at once to the catalog.
+
+A map of an input of one sentence (every SST-2 input) is never a block: the
+pattern rules give block only where the input holds two sentences, and the
+classifiers rule it out there. Its block key is hidden and says so when pressed,
+and the panel of the classes' examples leaves block out.
+
+A label is stored only for the map the person sees: the map and the examples
+are read with the item (and the run) they are of, a late result for an item the
+queue has left is dropped, and while the current item's map is read the label
+keys store nothing.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +24,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
+from bertsecrets.core.tasks import TASKS
 from bertsecrets.tui.markup import escape
 from bertsecrets.tui.messages import Loaded, StoreChanged
 from bertsecrets.tui.reader import Reader, RunContext
@@ -42,8 +54,10 @@ def read_queue(reader: Reader, labeller: str) -> dict[str, Any]:
     mine = queries.given_labels(reader.store, labeller=labeller)
     done = {MapKey(r["run_id"], r["role"], r["example"], r["layer"], r["head"]) for r in mine}
     counts = queries.label_counts(reader.store, labeller)
-    return {"queue": label_queue(sources, done, labeller), "counts": {r["label"]: (r["mine"], r["n"]) for r in counts},
-            "tasks": {r["run_id"]: r["task"] for r in runs}}
+    queue = label_queue(sources, done, labeller)
+    return {"queue": queue, "counts": {r["label"]: (r["mine"], r["n"]) for r in counts},
+            "tasks": {r["run_id"]: r["task"] for r in runs},
+            "two": {run_id: reader.two_sentences(run_id) for run_id in {k.run_id for k in queue}}}
 
 
 def read_map(reader: Reader, key: MapKey) -> tuple[RunContext, np.ndarray]:
@@ -53,6 +67,12 @@ def read_map(reader: Reader, key: MapKey) -> tuple[RunContext, np.ndarray]:
 #: The classes as the key bar names them: short enough that all five keys and the screen's others fit 80 columns.
 SHORT = {"vertical": "vert", "diagonal": "diag", "vertical+diagonal": "v+d", "block": "block",
          "heterogeneous": "hetero"}
+BLOCK = PATTERN_CLASSES.index("block")
+#: What the block key says on a map of an input of one sentence.
+NO_BLOCK = "no block on this map: its input has one sentence, and a block needs two (pick another class, or skip)"
+#: What a label key says while the map of the current item is read (or could not be read).
+READING = "not labelled: this map is still being read (press the key again once it shows)"
+UNREAD = "not labelled: this map could not be read (skip it with space)"
 
 
 class LabellingScreen(StoreScreen):
@@ -62,6 +82,9 @@ class LabellingScreen(StoreScreen):
     DEPENDS = ("runs", "maps")
     BINDINGS = [
         *(Binding(str(i + 1), f"label({i})", SHORT[name]) for i, name in enumerate(PATTERN_CLASSES)),
+        # Reached only when the block key above is refused (check_action): says why instead of doing nothing.
+        Binding(str(BLOCK + 1), "no_block", "block", show=False,
+                tooltip="on an input of one sentence: says that a block needs two sentences"),
         Binding("space", "skip", "skip"),
         Binding("u,backspace", "undo", "undo"),
     ]
@@ -73,14 +96,21 @@ class LabellingScreen(StoreScreen):
         self.history: list[Step] = []
         self.counts: dict[str, list[int]] = {}
         self.tasks: dict[str, str] = {}
+        self.two: dict[str, np.ndarray] = {}  # by run: [example] the input holds two sentences
         self.shown: MapKey | None = None
+        #: The item whose map the heatmap holds (another than ``shown`` while the current one is read), and whether
+        #: the current item's read failed.
+        self.map_key: MapKey | None = None
+        self.map_failed = False
         self.saving = 0  # label changes not yet written
         self._writes: deque[Step] = deque()
         self._writes_lock = threading.Lock()
         self._writing = False
-        #: The run whose class references are shown (or being read), and per class its map's row and matrix.
+        #: The run whose class references are shown (or being read), and per class its map's row and matrix (None
+        #: while they are read), and the classes the panel shows now.
         self.references_of: str | None = None
-        self.references: dict[str, tuple[dict[str, Any], np.ndarray]] = {}
+        self.references: dict[str, tuple[dict[str, Any], np.ndarray]] | None = None
+        self.references_shown: tuple[str, ...] = ()
 
     @property
     def labeller(self) -> str:
@@ -117,46 +147,81 @@ class LabellingScreen(StoreScreen):
             self.describe()
             return
         if message.error:
+            self.map_failed = message.key == "map"
             heatmap.show_message(message.error)
             return
         if message.key == "queue":
-            self.queue, self.tasks = message.value["queue"], message.value["tasks"]
+            self.queue, self.tasks, self.two = message.value["queue"], message.value["tasks"], message.value["two"]
             self.counts = {label: list(message.value["counts"].get(label, (0, 0))) for label in PATTERN_CLASSES}
             self.position, self.history = 0, []
             self.show_current()
         elif message.key == "map":
-            context, matrix = message.value
-            key = self.shown
+            key, (context, matrix) = message.value
+            if self.left(key):
+                return  # read for an item the queue has left: the current item's read is under way
+            self.map_key = key
             tokens = context.tokens[key.example] if key.example < len(context.tokens) else []
             heatmap.show(matrix, tokens, 0.0, float(matrix.max()) or 1.0)
             self.query_one("#label-text", Static).update(example_line(context, key.example))
             self.describe()
 
+    def read_key(self) -> MapKey | None:
+        return self.shown
+
+    def one_sentence(self, key: MapKey | None) -> bool:
+        """Whether the map ``key`` is of an input of one sentence (where its tokens are not stored, its task says)."""
+        if key is None:
+            return False
+        two = self.two.get(key.run_id)
+        if two is not None and key.example < len(two):
+            return not two[key.example]
+        task = TASKS.get(self.tasks.get(key.run_id, ""))
+        return task is not None and not task.pair
+
+    def offered(self) -> list[str]:
+        """The classes the map shown can be given."""
+        return [c for c in PATTERN_CLASSES if c != "block" or not self.one_sentence(self.shown)]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "label" and parameters == (BLOCK,):
+            return not self.one_sentence(self.shown)  # False: hidden from the key bar, the key goes to no_block
+        if action == "no_block":
+            return self.one_sentence(self.shown)
+        return super().check_action(action, parameters)
+
     def show_current(self) -> None:
         heatmap = self.query_one(Heatmap)
-        if self.position >= len(self.queue):
-            self.shown = None
+        self.shown = self.queue[self.position] if self.position < len(self.queue) else None
+        self.refresh_bindings()  # the block key comes and goes with the number of sentences of the map's input
+        if self.shown is None:
             heatmap.show_message("nothing to label: no maps in the store yet, or you labelled every sampled one"
                                  if not self.queue else "end of the queue: come back for more (r, then l)")
             self.describe()
             return
-        self.shown = self.queue[self.position]
-        self.load("map", read_map, self.reader, self.shown)
+        self.map_failed = False
+        self.load_for("map", read_map, self.reader, self.shown)
+        self.describe()  # the item's place and class counts now; its map when read
         if self.shown.run_id != self.references_of:
             self.load_references(self.shown.run_id)
+        elif tuple(self.offered()) != self.references_shown:
+            self.draw_references()  # block comes and goes with the number of sentences, as on the list
         heatmap.focus()
 
     def describe(self) -> None:
         key = self.shown
+        reading = key is not None and self.left(self.map_key)
         where = "" if key is None else (
             f"[b]{escape(self.tasks.get(key.run_id, '?').upper())}[/] · {escape(key.role)} · input {key.example + 1} · "
-            f"layer [b]{key.layer + 1}[/] · head [b]{key.head + 1}[/] · "
+            f"layer [b]{key.layer + 1}[/] · head [b]{key.head + 1}[/] · " + ("reading the map… · " if reading else "")
         )
         self.query_one("#label-context", Static).update(
             f"{where}map {self.position + 1} of {len(self.queue)} · labeller [b]{escape(self.labeller)}[/]"
         )
         lines = ["[b]key class  yours / all[/]"]
+        offered = self.offered()
         for i, label in enumerate(PATTERN_CLASSES):
+            if label not in offered:
+                continue
             mine, everyone = self.counts.get(label, [0, 0])
             lines.append(f" {i + 1}  {label:<18} {mine:>4} / {everyone}")
         lines.append("space skip · u undo")
@@ -167,7 +232,9 @@ class LabellingScreen(StoreScreen):
             lines.append("saving...")
         self.query_one("#label-side", Static).update("\n".join(lines))
         heatmap = self.query_one(Heatmap)
-        if heatmap.matrix is not None:
+        if reading:  # the heatmap holds the map of the item before: its values are not this item's
+            self.query_one("#label-status", Static).update("")
+        elif heatmap.matrix is not None:
             q, k = heatmap.cursor
             self.query_one("#label-status", Static).update(
                 f"query {q} [b]{escape(heatmap.tokens[q])}[/] → key {k} [b]{escape(heatmap.tokens[k])}[/] · "
@@ -182,9 +249,18 @@ class LabellingScreen(StoreScreen):
     def action_label(self, index: int) -> None:
         if self.shown is None:
             return
+        if self.left(self.map_key):  # the person has not seen this item's map: a label would be of another
+            self.notify(UNREAD if self.map_failed else READING, severity="warning", markup=False)
+            return
         label = PATTERN_CLASSES[index]
+        if label not in self.offered():
+            self.action_no_block()
+            return
         self._count(label, +1)
         self._advance(Step(self.position, self.shown, label))
+
+    def action_no_block(self) -> None:
+        self.notify(NO_BLOCK, severity="warning", markup=False)
 
     def action_skip(self) -> None:
         if self.shown is not None:
@@ -246,26 +322,38 @@ class LabellingScreen(StoreScreen):
     # -- references: the rules' clearest map of each class ------------------------
 
     def load_references(self, run_id: str) -> None:
-        self.references_of = run_id
+        self.references_of, self.references, self.references_shown = run_id, None, ()
         self.query_one("#label-references-note", Static).update("")
         self.query_one(ClassReferences).show_message("loading examples...")
-        self.load("references", self.reader.class_references, run_id)
+        self.load_keyed("references", run_id, self.reader.class_references, run_id)
 
     def show_references(self, message: Loaded) -> None:
+        if message.error:
+            self.query_one(ClassReferences).show_message(message.error)
+            return
+        run_id, found = message.value
+        if run_id != self.references_of:
+            return  # read for a run the queue has left: the current run's read is under way
+        self.references = found
+        self.draw_references()
+
+    def draw_references(self) -> None:
+        """One example per class the map shown can be given (no block on an input of one sentence)."""
+        found = self.references
+        if found is None:
+            return
         widget = self.query_one(ClassReferences)
         note = self.query_one("#label-references-note", Static)
-        if message.error:
-            widget.show_message(message.error)
-            return
-        self.references = found = message.value
+        classes = self.offered()
+        self.references_shown = tuple(classes)
         if not found:
             task = self.tasks.get(self.references_of or "", "the task")
             note.update("")
             widget.show_message(f"no rule labels in this run yet: examples of each class come with "
                                 f"`bertsecrets analyze {task}`")
             return
-        widget.show_maps([found[c][1] if c in found else None for c in PATTERN_CLASSES], PATTERN_CLASSES)
-        missing = [c for c in PATTERN_CLASSES if c not in found]
+        widget.show_maps([found[c][1] if c in found else None for c in classes], classes)
+        missing = [c for c in classes if c not in found]
         note.update("examples: the rules' surest" + (f" (none {escape(', '.join(missing))})" if missing else "")
                     + "\neach coloured 0..its own maximum")
 

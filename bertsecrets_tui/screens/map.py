@@ -84,14 +84,14 @@ class MapScreen(SwitchRuns, RunMapsScreen):
     def __init__(self) -> None:
         super().__init__()
         self.data: dict[str, np.ndarray | str] = {}
-        self.shown_example = -1
+        self.shown_key: tuple | None = None  # the read key (run, input) of the maps in ``data``
         self.view: str | None = None  # None: decided by the width when the first map arrives
         self.zoom: float | None = None  # None: fit the panes
         self.scale = SCALES[0]
         self.span = 0.1  # the difference's fixed range, ±span
         self.weighting = WEIGHTINGS[0]
-        self.norms: dict[str, np.ndarray | str] = {}  # ||f(x_j)||[layer, head, key] per role, of norms_example
-        self.norms_example = -1
+        self.norms: dict[str, np.ndarray | str] = {}  # ||f(x_j)||[layer, head, key] per role, read for norms_key
+        self.norms_key: tuple | None = None
 
     def compose(self) -> ComposeResult:
         yield from self.compose_nav()
@@ -116,36 +116,31 @@ class MapScreen(SwitchRuns, RunMapsScreen):
         s = self.selection
         cached = {role: self.reader.cached(s.run_id, role, s.example) for role in ROLES}
         if all(m is not None for m in cached.values()):  # read ahead: no need to wait for a thread
-            self.maps_loaded(Loaded("example", (s.example, cached)))
+            self.maps_loaded(Loaded("example", (self.read_key(), cached)))
         else:
-            self.load("example", self._read_for, self.reader.both, s.run_id, s.example)
+            self.load_for("example", self.reader.both, s.run_id, s.example)
         self.load_norms()
 
     def load_norms(self) -> None:
         """Read the input's norms, when the norm-weighted maps are shown and they are not read yet."""
         s = self.selection
-        if self.weighting == "norm" and self.norms_example != s.example:
+        if self.weighting == "norm" and self.left(self.norms_key):
             self.norms = {}
-            self.load("norms", self._read_for, self.reader.both_norms, s.run_id, s.example)
+            self.load_for("norms", self.reader.both_norms, s.run_id, s.example)
 
     def show_error(self, text: str) -> None:
         for pane in self.panes():
             pane.show_message(text)
 
-    @staticmethod
-    def _read_for(read, run_id: str, example: int) -> tuple[int, dict]:
-        """``read(run_id, example)`` with the input it is of: a result may land after the cursor has moved on."""
-        return example, read(run_id, example)
-
     def maps_loaded(self, message: Loaded) -> None:
-        example, value = message.value
-        if example != self.selection.example:
-            return  # read for an input the cursor has left; the read of the current one is under way
+        key, value = message.value
+        if self.left(key):
+            return
         if message.key == "norms":
-            self.norms_example, self.norms = example, value
+            self.norms_key, self.norms = key, value
             self.draw()
             return
-        self.shown_example, self.data = example, value
+        self.shown_key, self.data = key, value
         self.draw()
         following = self.selection.example + 1
         if self.context is not None and following < self.context.n_examples:
@@ -166,7 +161,7 @@ class MapScreen(SwitchRuns, RunMapsScreen):
             data = self.data.get(role, "no maps")
             out[role] = data if isinstance(data, str) else data[s.layer, s.head]
             if self.weighting == "norm" and not isinstance(data, str):
-                norms = self.norms.get(role, "reading the norms…") if self.norms_example == self.shown_example else \
+                norms = self.norms.get(role, "reading the norms…") if self.norms_key == self.shown_key else \
                     "reading the norms…"
                 out[role] = norms if isinstance(norms, str) else renormalise(out[role] * norms[s.layer, s.head][None, :])
         pre, ft = out["pretrained"], out["finetuned"]
@@ -177,6 +172,12 @@ class MapScreen(SwitchRuns, RunMapsScreen):
     def draw(self) -> None:
         context, s = self.context, self.selection
         if context is None or not self.data:
+            return
+        if self.left(self.shown_key):  # the maps held are of an input or run the cursor has left: its read is under way
+            self.query_one("#map-context", Static).update(
+                f"{task_seed(context.title, context.seed)} · input [b]{s.example + 1}[/]/{context.n_examples} · "
+                f"layer [b]{s.layer + 1}[/]/{context.n_layers} · head [b]{s.head + 1}[/]/{context.n_heads} · reading…"
+            )
             return
         tokens = context.tokens[s.example] if s.example < len(context.tokens) else []
         matrices = self.matrices()
@@ -241,7 +242,7 @@ class MapScreen(SwitchRuns, RunMapsScreen):
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
-        if self.data and self.shown_example == self.selection.example:
+        if self.data and not self.left(self.shown_key):
             self.draw()  # the layer or head may have been chosen on another screen
         focus = next((p for p in self.panes() if p.display), None)
         if focus is not None:

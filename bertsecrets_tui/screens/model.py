@@ -27,7 +27,8 @@ class ModelScreen(SwitchRuns, RunMapsScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.maps: np.ndarray | None = None
+        self.maps: np.ndarray | None = None  # attn[layer, head, query, key] of one input, read for maps_key
+        self.maps_key: tuple | None = None
 
     def compose(self) -> ComposeResult:
         yield from self.compose_nav()
@@ -37,15 +38,22 @@ class ModelScreen(SwitchRuns, RunMapsScreen):
         yield Static("", id="model-status", classes="status")
         yield from self.compose_footer()
 
+    def read_key(self) -> tuple:  # the sheet shows one model's maps
+        s = self.selection
+        return (s.run_id, s.role, s.example)
+
     def load_maps(self) -> None:
         s = self.selection
-        self.load("maps", self.reader.example, s.run_id, s.role, s.example)
+        self.load_for("maps", self.reader.example, s.run_id, s.role, s.example)
 
     def show_error(self, text: str) -> None:
         self.query_one(Thumbnails).show_message(text)
 
     def maps_loaded(self, message: Loaded) -> None:
-        self.maps = message.value
+        key, maps = message.value
+        if self.left(key):
+            return
+        self.maps_key, self.maps = key, maps
         sheet = self.query_one(Thumbnails)
         sheet.show(self.maps)
         sheet.move_cursor(self.selection.layer, self.selection.head, announce=False)
@@ -54,6 +62,14 @@ class ModelScreen(SwitchRuns, RunMapsScreen):
     def describe(self) -> None:
         context, s = self.context, self.selection
         if context is None or self.maps is None:
+            return
+        if self.left(self.maps_key):  # the sheet holds another input, model or run: the selection's read is under way
+            self.query_one("#model-context", Static).update(
+                f"{task_seed(context.title, context.seed)} · input [b]{s.example + 1}[/]/{context.n_examples} · "
+                f"[b]{s.role}[/] · reading…"
+            )
+            self.query_one("#model-text", Static).update(example_line(context, s.example))
+            self.query_one("#model-status", Static).update(f"layer [b]{s.layer + 1}[/] head [b]{s.head + 1}[/]")
             return
         self.query_one("#model-context", Static).update(
             f"{task_seed(context.title, context.seed)} · input [b]{s.example + 1}[/]/{context.n_examples} · L={self.maps.shape[-1]} · "

@@ -64,7 +64,7 @@ class SentenceScreen(SwitchRuns, RunMapsScreen):
         self.data: dict[str, np.ndarray | str] = {}
         self.pieces: list[Piece] = []
         self.units: list[Unit] = []
-        self.shown_example = -1
+        self.shown_key: tuple | None = None  # the read key (run, input) of the maps and pieces in ``data``, ``pieces``
         #: The selected token: its position in the maps (kept when words are joined or split again).
         self.position = 0
         self.mean = False
@@ -103,17 +103,19 @@ class SentenceScreen(SwitchRuns, RunMapsScreen):
         cached = {role: self.reader.cached(s.run_id, role, s.example) for role in ROLES}
         pieces = self._pieces.get(self._key(s.example))
         if pieces is not None and all(m is not None for m in cached.values()):  # read ahead: no thread hop
-            self.maps_loaded(Loaded("example", (cached, pieces)))
+            self.maps_loaded(Loaded("example", (self.read_key(), (cached, pieces))))
         else:
-            self.load("example", read_input, self.reader, s.run_id, s.example)
+            self.load_for("example", read_input, self.reader, s.run_id, s.example)
 
     def show_error(self, text: str) -> None:
         self.text.show_message(text)
 
     def maps_loaded(self, message: Loaded) -> None:
-        self.data, self.pieces = message.value
-        self.shown_example = self.selection.example
-        self._remember(self._key(self.shown_example), self.pieces)
+        key, (data, pieces) = message.value
+        if self.left(key):
+            return
+        self.shown_key, self.data, self.pieces = key, data, pieces
+        self._remember(self._key(self.selection.example), pieces)
         self.draw()
         following = self.selection.example + 1
         if self.context is not None and following < self.context.n_examples:
@@ -140,6 +142,10 @@ class SentenceScreen(SwitchRuns, RunMapsScreen):
     def draw(self) -> None:
         context, s = self.context, self.selection
         if context is None or not self.data:
+            return
+        if self.left(self.shown_key):  # what is held is of an input or run the cursor has left: its read is under way
+            self.query_one("#sentence-context", Static).update(
+                f"{task_seed(context.title, context.seed)} · input [b]{s.example + 1}[/]/{context.n_examples} · reading…")
             return
         n = next((m.shape[-1] for m in self.data.values() if not isinstance(m, str)), len(self.pieces))
         pieces = self.pieces if len(self.pieces) == n else [Piece(str(i)) for i in range(n)]
@@ -194,7 +200,7 @@ class SentenceScreen(SwitchRuns, RunMapsScreen):
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
-        if self.data and self.shown_example == self.selection.example:
+        if self.data and not self.left(self.shown_key):
             self.draw()  # the layer or head may have been chosen on another screen
         self.text.focus()
 
@@ -232,7 +238,7 @@ class SentenceScreen(SwitchRuns, RunMapsScreen):
         self.draw()
 
     def _rolled_out(self, role: str, maps: np.ndarray) -> np.ndarray:
-        key = (self.selection.run_id, role, self.shown_example)
+        key = (*self.shown_key, role)
         if key not in self._rolled:
             self._rolled[key] = sentence.rolled_out(maps)
             while len(self._rolled) > CACHED_PIECES:
