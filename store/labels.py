@@ -60,6 +60,7 @@ class Labels:
         """Give (or change) ``labeller``'s label of one map; returns the stored row."""
         if label not in PATTERN_CLASSES:
             raise StoreError(f"unknown pattern class {label!r}: use one of {', '.join(PATTERN_CLASSES)}")
+        self._refuse_block_on_one_sentence([{"run_id": run_id, "example": example, "label": label}])
         labeller = labeller or config.labeller()
         row = {"run_id": run_id, "role": role, "example": int(example), "layer": int(layer), "head": int(head),
                "label": label, "labeller": labeller, "labelled_at": dt.datetime.now(dt.timezone.utc), "note": note}
@@ -76,12 +77,28 @@ class Labels:
             if row["label"] not in PATTERN_CLASSES:
                 raise StoreError(f"unknown pattern class {row['label']!r}: use one of {', '.join(PATTERN_CLASSES)}")
             by_labeller.setdefault(row["labeller"], []).append(row)
+        self._refuse_block_on_one_sentence(rows)
         for labeller, new in by_labeller.items():
             with self._locked(labeller):
                 keys = {tuple(r[k] for k in MAP_KEY) for r in new}
                 kept = [r for r in self._rows(labeller) if tuple(r[k] for k in MAP_KEY) not in keys]
                 self._write(labeller, kept + new)
         return len(rows)
+
+    def _refuse_block_on_one_sentence(self, rows: list[dict[str, Any]]) -> None:
+        """StoreError naming the first "block" label of an input of one sentence: a block needs two segments."""
+        wanted = sorted({(r["run_id"], int(r["example"])) for r in rows if r["label"] == "block"})
+        if not wanted:
+            return
+        runs = sorted({run for run, _ in wanted})
+        found = self.store.rows(
+            "SELECT run_id, example, max(segment) AS last FROM tokens WHERE run_id IN (SELECT unnest(?)) "
+            "GROUP BY run_id, example", [runs])
+        one = {(r["run_id"], r["example"]) for r in found if r["last"] == 0}
+        for run, example in wanted:  # inputs whose word pieces are not stored are not judged here
+            if (run, example) in one:
+                raise StoreError(f"input {example} of run {run} has one sentence, and a block needs two: "
+                                 "give it another class")
 
     def remove(self, run_id: str, role: str, example: int, layer: int, head: int, labeller: str | None = None) -> bool:
         """Take back ``labeller``'s label of one map; False if there was none."""

@@ -88,3 +88,28 @@ def test_export_filters_by_run_and_labeller(store_and_run, capsys):
     assert len(lines) == 2 and ",block,bob," in lines[1]
     assert main(["labels", "export", "--run", "run-other", "--store", str(store.root)]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 1
+
+
+def test_block_is_refused_on_an_input_of_one_sentence_and_kept_on_a_pair(tmp_path, capsys):
+    from bertsecrets.store import StoreError
+    from tests.test_tui_stores import handmade_store
+
+    single = handmade_store(tmp_path / "sst2", task="sst-2")  # every word piece of segment 0
+    pair = handmade_store(tmp_path / "mrpc", task="mrpc")
+    run_id = "run-handmade0001"
+    with pytest.raises(StoreError, match="input 2 of run run-handmade0001 has one sentence, and a block needs two"):
+        Labels(single).set(run_id, "finetuned", 2, 0, 3, "block", labeller="ann")
+    Labels(single).set(run_id, "finetuned", 2, 0, 3, "diagonal", labeller="ann")
+    Labels(pair).set(run_id, "finetuned", 2, 0, 3, "block", labeller="ann")
+    assert [r["label"] for r in pair.rows("SELECT label FROM labels")] == ["block"]
+
+    path = tmp_path / "in.csv"  # one bad row among good ones: nothing is imported
+    path.write_text("run_id,role,example,layer,head,label\n"
+                    f"{run_id},finetuned,1,1,1,vertical\n"
+                    f"{run_id},finetuned,3,1,2,block\n")
+    assert main(["labels", "import", str(path), "--labeller", "bob", "--store", str(single.root)]) != 0
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"error: input 3 of run {run_id} has one sentence, and a block needs two: "
+                                        "give it another class"]
+    assert [(r["labeller"], r["label"]) for r in single.rows("SELECT labeller, label FROM labels")] == [("ann", "diagonal")]
+    assert main(["labels", "import", str(path), "--labeller", "bob", "--store", str(pair.root)]) == 0
