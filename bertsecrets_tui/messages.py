@@ -10,9 +10,12 @@ from textual.message import Message
 class Loaded(Message, bubble=False):
     """A store read done in a worker thread finished: ``value``, or ``error`` as one line to show in place."""
 
-    def __init__(self, key: str, value: Any = None, error: str | None = None) -> None:
+    def __init__(self, key: str, value: Any = None, error: str | None = None, read_key: Any = None) -> None:
         super().__init__()
         self.key, self.value, self.error = key, value, error
+        #: what a keyed read was made for (``StoreScreen.load_keyed``), so that its error, too, can be dropped
+        #: once the cursor has left it; None for a read that is not keyed
+        self.read_key = read_key
 
 
 class StoreChanged(Message, bubble=False):  # the app hands it to the current screen: it must not come back up

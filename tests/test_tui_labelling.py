@@ -169,11 +169,14 @@ async def test_a_map_or_examples_read_for_an_item_the_queue_has_left_are_not_sho
         stale = np.full((99, 99), 7.0, dtype=np.float32)  # of no map of the store: 99 pieces long
         for key in (other, MapKey("run-handmade0002", first.role, first.example, first.layer, first.head)):
             screen.on_loaded(Loaded("map", (key, (context, stale))))
+            screen.on_loaded(Loaded("map", error="StoreCorrupt: a failed read of an item left", read_key=key))
         examples_before = examples(app)
         stale_examples = {c: ({"run_id": "run-handmade0002"}, stale) for c in PATTERN_CLASSES[:2]}
         screen.on_loaded(Loaded("references", ("run-handmade0002", stale_examples)))
+        screen.on_loaded(Loaded("references", error="StoreCorrupt: a failed read of a run left",
+                                read_key="run-handmade0002"))
         await pilot.pause()
-        assert screen.map_key == first and shows(app, store, first)
+        assert screen.map_key == first and shows(app, store, first) and not screen.map_failed
         assert set(screen.references) == set(PATTERN_CLASSES) and examples(app) == examples_before
         await settle(pilot, "1")  # the label is of the map shown
         assert stored(store) == [(first.role, first.example, first.layer, first.head, "vertical")]

@@ -34,8 +34,10 @@ async def test_a_sheet_read_for_an_input_model_or_run_the_cursor_has_left_is_not
         stale = np.full((2, 5, 99, 99), 7.0, dtype=np.float32)  # of no input of the store: 99 pieces long
         for key in ((RUN, "finetuned", e + 1), (RUN, "pretrained", e), ("run-handmade0002", "finetuned", e)):
             screen.maps_loaded(Loaded("maps", (key, stale)))
+            screen.on_loaded(Loaded("maps", error="StoreCorrupt: a failed read of what the cursor left", read_key=key))
         await pilot.pause()
         assert screen.maps_key == (RUN, "finetuned", e) and shows(app, store, "finetuned", e)
+        assert "failed read" not in text_of(app, "#model-context") + text_of(app, "#model-status")
         assert "L=99" not in text_of(app, "#model-context")
         await settle(pilot, "n")  # the next input: its own sheet
         assert app.selection.example == e + 1 and shows(app, store, "finetuned", e + 1)

@@ -71,22 +71,23 @@ class StoreScreen(Screen):
 
     # -- reads --------------------------------------------------------------
 
-    def load(self, key: str, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn(*args)`` in a worker thread; its result or error comes back as a ``Loaded(key)`` message.
+    def load(self, key: str, fn: Callable[..., Any], *args: Any, read_key: Any = None) -> None:
+        """Run ``fn(*args)`` in a worker thread; its result or error comes back as a ``Loaded(key)`` message
+        (carrying ``read_key``).
 
         A newer read with the same key cancels the older one, whose result is dropped.
         """
-        self.run_worker(lambda: self._read(key, fn, args), name=key, group=f"{self.PLACE}:{key}",
+        self.run_worker(lambda: self._read(key, fn, args, read_key), name=key, group=f"{self.PLACE}:{key}",
                         exclusive=True, thread=True, exit_on_error=False)
 
-    def _read(self, key: str, fn: Callable[..., Any], args: tuple) -> None:
+    def _read(self, key: str, fn: Callable[..., Any], args: tuple, read_key: Any) -> None:
         worker = get_current_worker()
         try:
-            message = Loaded(key, fn(*args))
+            message = Loaded(key, fn(*args), read_key=read_key)
         except UserError as exc:
-            message = Loaded(key, error=str(exc))
+            message = Loaded(key, error=str(exc), read_key=read_key)
         except Exception as exc:  # a damaged piece of the store, or a bug: shown in place, the app goes on
-            message = Loaded(key, error=" ".join(f"{type(exc).__name__}: {exc}".split()))
+            message = Loaded(key, error=" ".join(f"{type(exc).__name__}: {exc}".split()), read_key=read_key)
         if not worker.is_cancelled:
             self.post_message(message)
 
@@ -102,7 +103,7 @@ class StoreScreen(Screen):
 
     def load_keyed(self, key: str, read_key: Any, read: Callable[..., Any], *args: Any) -> None:
         """``load(key, read, *args)``, its value paired with ``read_key``: (read key, value)."""
-        self.load(key, self._read_for, read_key, read, args)
+        self.load(key, self._read_for, read_key, read, args, read_key=read_key)
 
     @staticmethod
     def _read_for(read_key: Any, read: Callable[..., Any], args: tuple) -> tuple[Any, Any]:
@@ -113,6 +114,11 @@ class StoreScreen(Screen):
         on (the cancelled read had posted it already): it is dropped, the read of the current selection is under
         way."""
         return read_key != self.read_key()
+
+    def failed_here(self, message: Loaded) -> bool:
+        """Whether ``message`` is an error to show: not one of a keyed read made for what the cursor has left (that
+        read's failure says nothing about what is shown now)."""
+        return message.error is not None and (message.read_key is None or not self.left(message.read_key))
 
     # -- staying current ----------------------------------------------------
 
@@ -245,7 +251,8 @@ class RunMapsScreen(StoreScreen):
 
     def on_loaded(self, message: Loaded) -> None:
         if message.error:
-            self.show_error(message.error)
+            if self.failed_here(message):
+                self.show_error(message.error)
         elif message.key == "context":
             self.context = context = message.value
             s = self.selection

@@ -147,8 +147,9 @@ class LabellingScreen(StoreScreen):
             self.describe()
             return
         if message.error:
-            self.map_failed = message.key == "map"
-            heatmap.show_message(message.error)
+            if self.failed_here(message):
+                self.map_failed = message.key == "map"
+                heatmap.show_message(message.error)
             return
         if message.key == "queue":
             self.queue, self.tasks, self.two = message.value["queue"], message.value["tasks"], message.value["two"]
@@ -329,7 +330,8 @@ class LabellingScreen(StoreScreen):
 
     def show_references(self, message: Loaded) -> None:
         if message.error:
-            self.query_one(ClassReferences).show_message(message.error)
+            if message.read_key == self.references_of:  # not a failed read of a run the queue has left
+                self.query_one(ClassReferences).show_message(message.error)
             return
         run_id, found = message.value
         if run_id != self.references_of:
