@@ -29,7 +29,7 @@ from typing import Any, Iterable, Iterator
 
 import duckdb
 
-from bertsecrets.store.catalog import Catalog, dir_mode, file_mode, glob_path, pylist
+from bertsecrets.store.catalog import Catalog, dir_mode, file_mode, glob_literal, glob_path, pylist
 from bertsecrets.store.errors import NotAStore, StoreCorrupt, StoreError, StoreReadOnly, writing
 from bertsecrets.store.maps import MapReader, MapWriter, NormWriter, forget_examples, forget_norms, norms_complete
 from bertsecrets.store.schema import SCHEMA_VERSION, TABLES
@@ -190,10 +190,15 @@ class Store:
         if missing:
             return f"{path} lacks the view(s) {', '.join(missing)} (written by an older bertsecrets)"
         for name in TABLES:
-            folder = str(self.catalog.tables_dir / name)
             found = re.search(r"read_parquet\('((?:[^']|'')*)'", views[name])
-            where = glob_path(found.group(1).replace("''", "'")) if found else None
-            if where is not None and os.path.dirname(where) != folder:
+            pattern = found.group(1).replace("''", "'") if found else None
+            # The pattern as written, against the folder as DuckDB must be told it: a file from before
+            # glob characters were escaped names this folder, yet in a path holding them reads another.
+            if pattern is not None and os.path.dirname(pattern) != glob_literal(self.catalog.tables_dir / name):
+                if os.path.dirname(pattern) == str(self.catalog.tables_dir / name):
+                    return (f"{path} reads this store's path as a pattern, which may match other folders "
+                            "(written before bertsecrets escaped glob characters)")
+                where = glob_path(pattern)
                 other = where.split("/tables/")[0] if "/tables/" in where else os.path.dirname(where)
                 return f"{path} points at the store in {other}, not this one (the folder was copied or moved)"
         return None
