@@ -57,6 +57,11 @@ def test_a_cross_task_name_wants_two_tasks(task_grid_store, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code != 0 and err == "error: classes, heads are drawn across tasks only: name two or more tasks"
     assert not out.exists()
+    # beside a per-task name too: refused, not silently left out
+    code = main(["figures", "mrpc", "--only", "fig2,classes", "--store", str(task_grid_store.root), "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and err == "error: classes is drawn across tasks only: name two or more tasks"
+    assert not out.exists()
 
 
 def test_help_names_every_figure(capsys):

@@ -52,9 +52,10 @@ def chosen(only: str | None, n_tasks: int) -> set[str] | None:
     unknown = wanted - set(known)
     if unknown or not wanted:
         raise UserError(f"unknown figure(s) {', '.join(sorted(unknown)) or repr(only)}; choose from {', '.join(known)}")
-    if n_tasks == 1 and not wanted & set(per_task):
-        raise UserError(f"{', '.join(sorted(wanted))} {'is' if len(wanted) == 1 else 'are'} drawn across tasks only: "
-                        "name two or more tasks")
+    only_across = sorted(wanted - set(per_task))
+    if n_tasks == 1 and only_across:  # named but never drawn for one task: refused, not silently left out
+        raise UserError(f"{', '.join(only_across)} {'is' if len(only_across) == 1 else 'are'} drawn across tasks "
+                        "only: name two or more tasks")
     return wanted
 
 

@@ -245,13 +245,17 @@ class RunMapsScreen(StoreScreen):
         key = (self.selection.run_id, *(self.app.versions.get(t, 0) for t in self.DEPENDS))
         if self.context is None or key != self._context_key:
             self._context_key = key
-            self.load("context", self.reader.context, self.selection.run_id)
+            self.load("context", self.reader.context, self.selection.run_id, read_key=self.selection.run_id)
         else:
             self.load_maps()
 
     def on_loaded(self, message: Loaded) -> None:
+        if message.key == "context" and message.read_key != self.selection.run_id:
+            # Read for a run the cursor has left (T/S): its sizes would clamp the input to that run's and its tokens
+            # label the new run's maps; the selected run's context is being read.
+            return
         if message.error:
-            if self.failed_here(message):
+            if message.key == "context" or self.failed_here(message):
                 self.show_error(message.error)
         elif message.key == "context":
             self.context = context = message.value

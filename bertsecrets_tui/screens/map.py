@@ -178,6 +178,12 @@ class MapScreen(SwitchRuns, RunMapsScreen):
                 f"{task_seed(context.title, context.seed)} · input [b]{s.example + 1}[/]/{context.n_examples} · "
                 f"layer [b]{s.layer + 1}[/]/{context.n_layers} · head [b]{s.head + 1}[/]/{context.n_heads} · reading…"
             )
+            # The sentence is the new input's (none while another run's context is held); the classes and the
+            # cursor's values wait for its maps.
+            self.query_one("#map-text", Static).update(example_line(context, s.example) if context.run_id == s.run_id
+                                                       else "")
+            self.query_one("#map-classes", Static).update("")
+            self.query_one("#map-status", Static).update("")
             return
         tokens = context.tokens[s.example] if s.example < len(context.tokens) else []
         matrices = self.matrices()
