@@ -16,7 +16,6 @@ the grid there.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import replace
 
@@ -30,7 +29,7 @@ from bertsecrets.core.tasks import TASKS, get_task
 from bertsecrets.ingest.pipeline import Outcome, ingest
 from bertsecrets.ingest.plan import make_plan
 from bertsecrets.store import Store
-from bertsecrets.store.errors import NotAStore, StoreError, StoreReadOnly
+from bertsecrets.store.errors import StoreReadOnly
 
 
 def found_tasks(data_dir: str | None) -> tuple[list[str], list[str]]:
@@ -65,30 +64,8 @@ def task_names(given: list[str], data_dir: str | None) -> list[str]:
 
 
 def check_store(path: str | os.PathLike | None) -> None:
-    """Before any task: ``path`` holds a store, or a store can be made there; leaves nothing behind.
-
-    A store that already exists but is read-only passes: what it holds still
-    answers "nothing to do", and the first write the grid needs fails it.
-    """
-    root = store_path(path).absolute()
-    Store.check_path(root)
-    if root.is_dir() and any(root.iterdir()):
-        Store.open(root)  # a store, else one line saying what the folder is
-        return
-    if root.exists() and not root.is_dir():
-        raise NotAStore(f"{root} is a file, not a store folder: pass --store PATH to a folder")
-    # A new store: the folder itself (empty) or its nearest existing parent must take a new folder. The file
-    # system is asked (a folder made and removed at once): permission bits tell root yes even on /proc.
-    nearest = next(p for p in (root, *root.parents) if p.exists())
-    if not nearest.is_dir():
-        raise StoreError(f"cannot create the store at {root}: {nearest} is a file, not a folder; pass --store PATH "
-                         "to a new or empty folder")
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".bertsecrets-probe-", dir=nearest))
-    except OSError as exc:
-        reason = (exc.strerror or type(exc).__name__).lower()
-        raise StoreError(f"cannot create the store at {root} ({nearest}: {reason}): pass --store PATH to a folder "
-                         "you may write") from None
+    """Before any task: ``path`` (or the default store) holds a store, or a store can be made there."""
+    Store.check_creatable(store_path(path))
 
 
 def run_grid(base: IngestSettings, tasks: list[str], seeds: list[int], caps: dict[str, int | None],

@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 
 from bertsecrets.core import config
+from bertsecrets.store import queries
 from bertsecrets.store.errors import StoreError, writing
 
 #: The paper's five classes (section 4.1), in the order of the labelling keys 1-5.
@@ -90,11 +91,8 @@ class Labels:
         wanted = sorted({(r["run_id"], int(r["example"])) for r in rows if r["label"] == "block"})
         if not wanted:
             return
-        runs = sorted({run for run, _ in wanted})
-        found = self.store.rows(
-            "SELECT run_id, example, max(segment) AS last FROM tokens WHERE run_id IN (SELECT unnest(?)) "
-            "GROUP BY run_id, example", [runs])
-        one = {(r["run_id"], r["example"]) for r in found if r["last"] == 0}
+        one = {(r["run_id"], r["example"])
+               for r in queries.one_sentence_inputs(self.store, sorted({run for run, _ in wanted}))}
         for run, example in wanted:  # inputs whose word pieces are not stored are not judged here
             if (run, example) in one:
                 raise StoreError(f"input {example} of run {run} has one sentence, and a block needs two: "

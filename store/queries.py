@@ -164,6 +164,13 @@ def tokens(store: Store, run_id: str, below: int | None = None) -> pa.Table:
                        f"{where} ORDER BY example, position", params)
 
 
+def one_sentence_inputs(store: Store, run_ids: list[str]) -> list[dict[str, Any]]:
+    """The stored inputs of these runs that hold one sentence (no word piece of a second segment), by run and
+    example; an input whose word pieces are not stored is not among them."""
+    return store.rows("SELECT run_id, example FROM tokens WHERE run_id IN (SELECT unnest(?)) "
+                      "GROUP BY run_id, example HAVING max(segment) = 0 ORDER BY run_id, example", [list(run_ids)])
+
+
 def finished_maps(store: Store, run_id: str | None = None) -> list[dict[str, Any]]:
     """The finished map sets (of one run, or of all), by run, role and age: id and size (inputs, layers, heads)."""
     where, params = _where(("status = ?", "done"), ("run_id = ?", run_id))

@@ -29,7 +29,7 @@ from typing import Any, Iterable, Iterator
 
 import duckdb
 
-from bertsecrets.store.catalog import Catalog, dir_mode, file_mode, glob_path, pylist
+from bertsecrets.store.catalog import Catalog, dir_mode, file_mode, glob_literal, glob_path, pylist
 from bertsecrets.store.errors import NotAStore, StoreCorrupt, StoreError, StoreReadOnly, writing
 from bertsecrets.store.maps import MapReader, MapWriter, NormWriter, forget_examples, forget_norms, norms_complete
 from bertsecrets.store.schema import SCHEMA_VERSION, TABLES
@@ -64,11 +64,6 @@ class Store:
 
     # -- opening -----------------------------------------------------------
 
-    @staticmethod
-    def check_path(root: str | os.PathLike) -> None:
-        """Refuse, in one line, a path no store can live at (before anything is made there)."""
-        _check_path(Path(root).expanduser().absolute())
-
     @classmethod
     def open(cls, root: str | os.PathLike) -> "Store":
         """Open an existing store; a missing or foreign folder is an error."""
@@ -80,15 +75,51 @@ class Store:
         return cls(root)
 
     @classmethod
-    def create(cls, root: str | os.PathLike) -> "Store":
-        """Open a store for writing, creating it when the folder is missing or empty."""
+    def check_creatable(cls, root: str | os.PathLike) -> Path:
+        """Refuse, in one line, a path that holds no store and where none can be made; the absolute path.
+
+        Makes nothing and leaves nothing behind, so it can run before any work. A
+        store that exists but is read-only passes: what it holds still answers
+        "nothing to do", and the first write fails it.
+        """
         root = Path(root).expanduser().absolute()
+        if cls._holds_store(root):
+            return root
+        # A new store: the folder itself (empty) or its nearest existing parent must take a new folder. The file
+        # system is asked (a folder made and removed at once): permission bits tell root yes even on /proc.
+        nearest = next(p for p in (root, *root.parents) if p.exists())
+        if not nearest.is_dir():
+            raise StoreError(f"cannot create the store at {root}: {nearest} is a file, not a folder; pass --store PATH "
+                             "to a new or empty folder")
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".bertsecrets-probe-", dir=nearest))
+        except OSError as exc:
+            reason = (exc.strerror or type(exc).__name__).lower()
+            raise StoreError(f"cannot create the store at {root} ({nearest}: {reason}): pass --store PATH to a folder "
+                             "you may write") from None
+        return root
+
+    @classmethod
+    def _holds_store(cls, root: Path) -> bool:
+        """Whether the absolute path ``root`` holds a store (else it is missing or an empty folder).
+
+        A path no store can live at, a file, or a folder of other things is refused in one line.
+        """
         _check_path(root)
         if root.exists() and not root.is_dir():
             raise NotAStore(f"{root} is a file, not a store folder: pass --store PATH to a folder")
         if root.is_dir() and any(root.iterdir()):
             cls._read_marker(root)
-        else:
+            return True
+        return False
+
+    @classmethod
+    def create(cls, root: str | os.PathLike) -> "Store":
+        """Open a store for writing, creating it when the folder is missing or empty."""
+        root = Path(root).expanduser().absolute()
+        # Not check_creatable's probe: it would put a folder in an empty store folder that another
+        # process creating the same store may be looking into; mkdir below says why it fails.
+        if not cls._holds_store(root):
             try:
                 root.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -190,10 +221,15 @@ class Store:
         if missing:
             return f"{path} lacks the view(s) {', '.join(missing)} (written by an older bertsecrets)"
         for name in TABLES:
-            folder = str(self.catalog.tables_dir / name)
             found = re.search(r"read_parquet\('((?:[^']|'')*)'", views[name])
-            where = glob_path(found.group(1).replace("''", "'")) if found else None
-            if where is not None and os.path.dirname(where) != folder:
+            pattern = found.group(1).replace("''", "'") if found else None
+            # The pattern as written, against the folder as DuckDB must be told it: a file from before
+            # glob characters were escaped names this folder, yet in a path holding them reads another.
+            if pattern is not None and os.path.dirname(pattern) != glob_literal(self.catalog.tables_dir / name):
+                if os.path.dirname(pattern) == str(self.catalog.tables_dir / name):
+                    return (f"{path} reads this store's path as a pattern, which may match other folders "
+                            "(written before bertsecrets escaped glob characters)")
+                where = glob_path(pattern)
                 other = where.split("/tables/")[0] if "/tables/" in where else os.path.dirname(where)
                 return f"{path} points at the store in {other}, not this one (the folder was copied or moved)"
         return None

@@ -168,6 +168,28 @@ def test_tokens_by_example_and_position(hand):
     assert first[0]["token"] == "[CLS]" and first[0]["char_start"] is None
 
 
+def test_one_sentence_inputs_have_no_word_piece_of_a_second_segment(hand):
+    store, run_id, _ = hand
+    # Hand-made: input 0 one sentence, 1 and 2 a pair (whatever the order of the pieces), 3 one sentence.
+    segments = {0: [0, 0, 0], 1: [0, 0, 1, 1], 2: [0, 1, 0], 3: [0]}
+    store.catalog.write("tokens", HAND, [
+        {"run_id": HAND, "example": e, "position": i, "token": "x", "token_id": 1, "segment": seg, "word": None,
+         "char_start": None, "char_end": None} for e, segs in segments.items() for i, seg in enumerate(segs)])
+    try:
+        assert queries.one_sentence_inputs(store, [HAND]) == [{"run_id": HAND, "example": 0},
+                                                              {"run_id": HAND, "example": 3}]
+        # The tiny run's, counted from its parts: examples none of whose pieces is of segment 1.
+        pieces = raw(store, "tokens", run_id=run_id)
+        pairs = {r["example"] for r in pieces if r["segment"] == 1}
+        naive = [{"run_id": run_id, "example": e} for e in sorted({r["example"] for r in pieces} - pairs)]
+        both = queries.one_sentence_inputs(store, [HAND, run_id])
+        assert both == sorted(naive + [{"run_id": HAND, "example": 0}, {"run_id": HAND, "example": 3}],
+                              key=lambda r: (r["run_id"], r["example"]))
+        assert queries.one_sentence_inputs(store, ["no-such-run"]) == []
+    finally:
+        store.catalog.delete("tokens", HAND)
+
+
 def test_finished_maps_of_a_run_or_all(hand):
     store, run_id, _ = hand
     columns = ("run_id", "role", "map_id", "n_examples", "n_layers", "n_heads")

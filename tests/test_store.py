@@ -337,6 +337,65 @@ def test_a_store_whose_path_looks_like_a_pattern_reads_its_own_rows(tmp_path, ca
     assert not (tmp_path / "back\\slash").exists()
 
 
+def test_a_catalog_file_from_before_glob_escaping_is_reported_and_rewritten(tmp_path, capsys):
+    """A catalog.duckdb whose views name the store's path unescaped reads a sibling the path matches as a pattern."""
+    from bertsecrets.cli import main
+    from bertsecrets.store.catalog import glob_literal
+
+    decoy = Store.create(tmp_path / "runsx" / "store")  # what "runs[x]" matches
+    decoy.save_run({"run_id": "decoy", "task": "rte", "status": "done"})
+    store = Store.create(tmp_path / "runs[x]" / "store")
+    store.save_run({"run_id": "own", "task": "mrpc", "status": "failed"})
+    # The file as a bertsecrets without escaping wrote it: the same views, the path as it is.
+    old_views = [sql.replace(glob_literal(store.root), str(store.root)) for sql in store.catalog.view_sql()]
+    assert old_views != store.catalog.view_sql()
+    store.duckdb_path.unlink()
+    con = duckdb.connect(str(store.duckdb_path))
+    for sql in old_views:
+        con.execute(sql)
+    assert con.execute("SELECT run_id FROM runs").fetchall() == [("decoy",)]  # the harm
+    con.close()
+    (store.root / "catalog.duckdb.json").write_text(json.dumps({"root": str(store.root), "tables": old_views}))
+
+    capsys.readouterr()
+    assert main(["check", "--store", str(store.root)]) == 1
+    assert "catalog.duckdb reads this store's path as a pattern" in capsys.readouterr().out
+    assert main(["check", "--repair", "--store", str(store.root)]) == 0
+    assert store.duckdb_file_problem() is None
+    con = duckdb.connect(str(store.duckdb_path), read_only=True)
+    assert con.execute("SELECT run_id FROM runs").fetchall() == [("own",)]
+    con.close()
+
+
+def test_where_a_store_can_be_made_is_told_before_anything_is_made(tmp_path):
+    """check_creatable passes a store, a missing or empty folder; refuses the rest in one line; makes nothing."""
+    store = Store.create(tmp_path / "store")
+    (tmp_path / "empty").mkdir()
+    foreign = tmp_path / "papers"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    (tmp_path / "a-file").write_text("mine")
+    before = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    for root in (store.root, tmp_path / "empty", tmp_path / "new" / "store"):
+        assert Store.check_creatable(root) == root
+    refused = {
+        foreign: (NotAStore, f"{foreign} is not a bertsecrets store"),
+        tmp_path / "a-file": (NotAStore, f"{tmp_path / 'a-file'} is a file, not a store folder"),
+        tmp_path / "a-file" / "store": (StoreError, f"cannot create the store at {tmp_path / 'a-file' / 'store'}: "
+                                                    f"{tmp_path / 'a-file'} is a file, not a folder"),
+        tmp_path / "back\\slash": (StoreError, f"the catalog of a store at {tmp_path / 'back'}"),
+    }
+    for root, (kind, says) in refused.items():
+        with pytest.raises(kind) as caught:
+            Store.check_creatable(root)
+        assert str(caught.value).startswith(says) and "\n" not in str(caught.value)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == before
+    # Store.create refuses a file and a foreign folder with the same words.
+    for root in (foreign, tmp_path / "a-file"):
+        with pytest.raises(NotAStore, match=refused[root][1].split(" is ")[1]):
+            Store.create(root)
+
+
 def test_store_folders_that_are_not_stores(tmp_path):
     with pytest.raises(NotAStore, match="no store at"):
         Store.open(tmp_path / "nowhere")
