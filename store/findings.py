@@ -174,6 +174,23 @@ class Claim:
     verdict: str
     why: str = ""  # how the verdict was reached, or what is missing
 
+    @property
+    def scope(self) -> str:
+        """Where the verdict rests when some tasks the claim is made for cannot be tested ("tested on MRPC only",
+        "tested on 2 of 4 tasks"); "" when it rests on all of them, or on none."""
+        made = [t for t, c in self.cells.items() if c.verdict is not None]
+        tested = [t for t in made if self.cells[t].verdict != UNTESTED]
+        if not tested or len(tested) == len(made):
+            return ""
+        if len(tested) == 1:
+            return f"tested on {get_task(tested[0]).title} only"
+        return f"tested on {len(tested)} of {len(made)} tasks"
+
+    @property
+    def verdict_text(self) -> str:
+        """The verdict with its scope: "holds (tested on MRPC only)"."""
+        return f"{self.verdict} ({self.scope})" if self.scope else self.verdict
+
 
 @dataclass
 class Section:
@@ -1074,7 +1091,7 @@ def markdown(found: Findings, title: str = "bertsecrets findings", figures: list
         for g in tasks:
             cell = c.cells.get(g.task.name)
             cells.append("-" if cell is None else cell.text + (f" **({cell.verdict})**" if cell.verdict else ""))
-        rows.append([f"{c.where}: {c.statement}", c.paper, *cells, f"**{c.verdict}**"])
+        rows.append([f"{c.where}: {c.statement}", c.paper, *cells, f"**{c.verdict_text}**"])
     lines += _md_table(header, rows) + [""]
     lines += ["How each verdict is reached:", ""]
     lines += [f"- {c.where}, {c.statement}: {c.why}." for c in found.claims] + [""]

@@ -207,6 +207,16 @@ def test_verdicts_and_spreads():
     assert F._seed_verdict([True, False]) == F.MIXED and F._seed_verdict([]) == F.UNTESTED
     assert F._overall([F.HOLDS, F.UNTESTED]) == F.HOLDS and F._overall([F.HOLDS, F.FAILS]) == F.MIXED
     assert F._overall([F.UNTESTED]) == F.UNTESTED
+    # the verdict says what it rests on when tasks it is made for cannot be tested
+    cells = {"mrpc": F.Cell("1", F.HOLDS), "rte": F.Cell("-", F.UNTESTED), "sts-b": F.Cell("2", None)}
+    claim = F.Claim("Table 1", "s", "p", cells, F._overall([c.verdict for c in cells.values() if c.verdict]))
+    assert claim.verdict_text == "holds (tested on MRPC only)"
+    cells.update({"sst-2": F.Cell("3", F.FAILS), "qqp": F.Cell("-", F.UNTESTED)})
+    claim = F.Claim("Table 1", "s", "p", cells, F._overall([c.verdict for c in cells.values() if c.verdict]))
+    assert claim.verdict_text == "mixed (tested on 2 of 4 tasks)"
+    cells.update({"rte": F.Cell("4", F.HOLDS), "qqp": F.Cell("5", F.FAILS)})  # every task it is made for: no scope
+    assert F.Claim("Fig. 8", "s", "p", cells, F.MIXED).verdict_text == "mixed"
+    assert F.Claim("Fig. 8", "s", "p", {"rte": F.Cell("-", F.UNTESTED)}, F.UNTESTED).verdict_text == F.UNTESTED
     spread = F.Spread([0.80, 0.84, 0.82])
     assert spread.text() == "82.0 ± 2.0" and F.Spread([0.5]).text() == "50.0" and F.Spread([]).text() == "-"
     assert F.Spread([0.01, 0.03]).text(sign=True) == f"+2.0 ± {100 * math.sqrt(2e-4):.1f}"

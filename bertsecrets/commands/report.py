@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
             cells.append(text("-") if cell is None or cell.verdict is None else
                          text((cell.verdict, STYLES.get(cell.verdict, ""))))
         table.add_row(text(f"{claim.where}: {claim.statement}"), *cells,
-                      text((claim.verdict, "bold " + STYLES.get(claim.verdict, ""))))
+                      text((claim.verdict_text, "bold " + STYLES.get(claim.verdict, ""))))
     out.print(table)
     for note in found.notes:
         out.print(note, markup=False, highlight=False)

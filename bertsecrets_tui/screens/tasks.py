@@ -68,7 +68,7 @@ def claim_details(claim: Claim, titles: dict[str, str]) -> Text:
     out = Text()
     out.append(f"{claim.where}: {claim.statement}\n", style="bold")
     out.append("verdict: ")
-    out.append(f"{mark} {claim.verdict}", style=style)
+    out.append(f"{mark} {claim.verdict_text}", style=style)
     out.append(f" · paper (bert-base): {claim.paper}\n")
     for task, title in titles.items():
         cell = claim.cells.get(task)
