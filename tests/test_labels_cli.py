@@ -109,7 +109,7 @@ def test_block_is_refused_on_an_input_of_one_sentence_and_kept_on_a_pair(tmp_pat
                     f"{run_id},finetuned,3,1,2,block\n")
     assert main(["labels", "import", str(path), "--labeller", "bob", "--store", str(single.root)]) != 0
     err = capsys.readouterr().err
-    assert err.strip().splitlines() == [f"error: input 3 of run {run_id} has one sentence, and a block needs two: "
-                                        "give it another class"]
+    assert err.strip().splitlines() == [f"error: {path}:3: input 3 of run {run_id} has one sentence, and a block "
+                                        "needs two: give it another class; nothing was imported"]
     assert [(r["labeller"], r["label"]) for r in single.rows("SELECT labeller, label FROM labels")] == [("ann", "diagonal")]
     assert main(["labels", "import", str(path), "--labeller", "bob", "--store", str(pair.root)]) == 0

@@ -133,10 +133,11 @@ def import_csv(store, path: Path, labeller: str) -> int:
                 raise UserError(f"{path}: missing column(s) {', '.join(missing)}; the header must name "
                                 f"{', '.join(CSV_COLUMNS)} (labeller, labelled_at and note may be left out)")
             runs = _maps_of_runs(store)
-            rows = []
+            rows, lines = [], []
             for number, row in enumerate(reader, start=2):
                 try:
                     rows.append(parse_row(row, runs, labeller))
+                    lines.append(number)
                 except ValueError as exc:
                     raise UserError(f"{path}:{number}: {exc}; nothing was imported") from None
     except OSError as exc:
@@ -145,8 +146,12 @@ def import_csv(store, path: Path, labeller: str) -> int:
         raise UserError(f"{path} is not a readable CSV file ({exc}); nothing was imported") from None
     if not rows:
         raise UserError(f"{path} holds no labels")
-    from bertsecrets.store.labels import MAP_KEY, Labels
+    from bertsecrets.store.labels import MAP_KEY, Labels, one_sentence_block_error
 
+    labels = Labels(store)
+    bad = labels.one_sentence_blocks(rows)
+    if bad:
+        raise UserError(f"{path}:{lines[bad[0]]}: {one_sentence_block_error(rows[bad[0]])}; nothing was imported")
     # A map labelled twice by the same labeller in one file: the later row counts.
     unique = {(r["labeller"], *(r[k] for k in MAP_KEY)): r for r in rows}
-    return Labels(store).set_many(list(unique.values()))
+    return labels.set_many(list(unique.values()))
