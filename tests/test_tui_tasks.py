@@ -184,6 +184,48 @@ async def test_task_and_seed_keys_go_to_the_compared_runs_keeping_layer_head_and
         assert "T/S task/seed" in [f"{i.shown} {i.description}" for i in bar.items()]
 
 
+async def test_just_after_the_seed_key_the_top_lines_name_the_new_run_not_the_task_and_sizes_of_the_old(
+        task_grid_store):
+    """Until the new run's context is read, the Map, Model and Sentence screens hold the old run's: their top lines
+    must not give its task, seed, sizes or sentence as the new run's."""
+    import threading
+
+    store = task_grid_store
+    runs = finetuned(store)
+    app = BrowseApp(store, truecolor=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.select(run_id=runs[("mrpc", 0)])
+        reader, release = app.reader, threading.Event()
+        context = reader.context
+
+        def slow(run_id):  # the other seed's context waits until the test lets it go
+            if run_id == runs[("mrpc", 1)]:
+                release.wait(10)
+            return context(run_id)
+
+        reader.context = slow
+        for mode, line, more in (("m", "#map-context", " · layer 2 · head 3"), ("o", "#model-context", " · finetuned"),
+                                 ("w", "#sentence-context", "")):
+            release.clear()
+            app.select(run_id=runs[("mrpc", 0)], example=1, layer=1, head=2, role="finetuned")
+            await settle(pilot, mode)
+            assert text_of(app, line).startswith("MRPC · seed 0 · input 2/"), mode
+            await pilot.press("S")
+            for _ in range(20):
+                await pilot.pause(0.05)
+                if app.selection.run_id == runs[("mrpc", 1)]:
+                    break
+            await pilot.pause(0.1)
+            assert app.selection.run_id == runs[("mrpc", 1)]
+            assert text_of(app, line) == f"run {runs[('mrpc', 1)]} · input 2{more} · reading…", mode
+            if mode == "o":
+                assert text_of(app, "#model-text") == ""
+            release.set()
+            await settle(pilot)
+            assert text_of(app, line).startswith("MRPC · seed 1 · input 2/"), mode
+
+
 async def test_task_and_seed_keys_on_a_store_of_one_task_and_seed_say_why_nothing_moves(tiny_store):
     store, plan = tiny_store
     app = BrowseApp(store, truecolor=False)

@@ -246,6 +246,7 @@ class RunMapsScreen(StoreScreen):
         if self.context is None or key != self._context_key:
             self._context_key = key
             self.load("context", self.reader.context, self.selection.run_id, read_key=self.selection.run_id)
+            self.redraw()  # after T/S: the lines say the new run is being read, not the old run's task and input
         else:
             self.load_maps()
 
@@ -271,11 +272,26 @@ class RunMapsScreen(StoreScreen):
             self.app.select(example=min(max(self.selection.example + step, 0), self.context.n_examples - 1))
             self.sync()
 
+    def reading_line(self, *more: str, layer_head: bool = False) -> str:
+        """The top line while the selection's maps are read: the run's task and seed and its sizes once its context
+        is held; just after T/S, while the new run's context is read, its id (the context held is the old run's)."""
+        context, s = self.context, self.selection
+        held = context is not None and context.run_id == s.run_id
+        parts = [task_seed(context.title, context.seed) if held else f"run [b]{escape(str(s.run_id))}[/]",
+                 f"input [b]{s.example + 1}[/]" + (f"/{context.n_examples}" if held else "")]
+        if layer_head:
+            parts += [f"layer [b]{s.layer + 1}[/]" + (f"/{context.n_layers}" if held else ""),
+                      f"head [b]{s.head + 1}[/]" + (f"/{context.n_heads}" if held else "")]
+        return " · ".join([*parts, *more, "reading…"])
+
     def read_key(self) -> tuple:
         """What the maps read for the selection depend on: the run and the input (and the model, on a screen that
         shows one)."""
         s = self.selection
         return (s.run_id, s.example)
+
+    def redraw(self) -> None:
+        """Draw what is held again; its lines say "reading…" while the selection's read is under way."""
 
     def load_maps(self) -> None:
         """Read the maps of the selection (a ``load`` whose result comes to ``maps_loaded``)."""

@@ -132,6 +132,9 @@ class MapScreen(SwitchRuns, RunMapsScreen):
         for pane in self.panes():
             pane.show_message(text)
 
+    def redraw(self) -> None:
+        self.draw()
+
     def maps_loaded(self, message: Loaded) -> None:
         key, value = message.value
         if self.left(key):
@@ -174,10 +177,7 @@ class MapScreen(SwitchRuns, RunMapsScreen):
         if context is None or not self.data:
             return
         if self.left(self.shown_key):  # the maps held are of an input or run the cursor has left: its read is under way
-            self.query_one("#map-context", Static).update(
-                f"{task_seed(context.title, context.seed)} · input [b]{s.example + 1}[/]/{context.n_examples} · "
-                f"layer [b]{s.layer + 1}[/]/{context.n_layers} · head [b]{s.head + 1}[/]/{context.n_heads} · reading…"
-            )
+            self.query_one("#map-context", Static).update(self.reading_line(layer_head=True))
             # The sentence is the new input's (none while another run's context is held); the classes and the
             # cursor's values wait for its maps.
             self.query_one("#map-text", Static).update(example_line(context, s.example) if context.run_id == s.run_id

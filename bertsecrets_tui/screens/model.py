@@ -49,6 +49,9 @@ class ModelScreen(SwitchRuns, RunMapsScreen):
     def show_error(self, text: str) -> None:
         self.query_one(Thumbnails).show_message(text)
 
+    def redraw(self) -> None:
+        self.describe()
+
     def maps_loaded(self, message: Loaded) -> None:
         key, maps = message.value
         if self.left(key):
@@ -64,11 +67,10 @@ class ModelScreen(SwitchRuns, RunMapsScreen):
         if context is None or self.maps is None:
             return
         if self.left(self.maps_key):  # the sheet holds another input, model or run: the selection's read is under way
-            self.query_one("#model-context", Static).update(
-                f"{task_seed(context.title, context.seed)} · input [b]{s.example + 1}[/]/{context.n_examples} · "
-                f"[b]{s.role}[/] · reading…"
-            )
-            self.query_one("#model-text", Static).update(example_line(context, s.example))
+            self.query_one("#model-context", Static).update(self.reading_line(f"[b]{s.role}[/]"))
+            # The sentence is the new input's (none while another run's context is held).
+            self.query_one("#model-text", Static).update(example_line(context, s.example) if context.run_id == s.run_id
+                                                         else "")
             self.query_one("#model-status", Static).update(f"layer [b]{s.layer + 1}[/] head [b]{s.head + 1}[/]")
             return
         self.query_one("#model-context", Static).update(

@@ -110,6 +110,9 @@ class SentenceScreen(SwitchRuns, RunMapsScreen):
     def show_error(self, text: str) -> None:
         self.text.show_message(text)
 
+    def redraw(self) -> None:
+        self.draw()
+
     def maps_loaded(self, message: Loaded) -> None:
         key, (data, pieces) = message.value
         if self.left(key):
@@ -144,8 +147,7 @@ class SentenceScreen(SwitchRuns, RunMapsScreen):
         if context is None or not self.data:
             return
         if self.left(self.shown_key):  # what is held is of an input or run the cursor has left: its read is under way
-            self.query_one("#sentence-context", Static).update(
-                f"{task_seed(context.title, context.seed)} · input [b]{s.example + 1}[/]/{context.n_examples} · reading…")
+            self.query_one("#sentence-context", Static).update(self.reading_line())
             return
         n = next((m.shape[-1] for m in self.data.values() if not isinstance(m, str)), len(self.pieces))
         pieces = self.pieces if len(self.pieces) == n else [Piece(str(i)) for i in range(n)]
