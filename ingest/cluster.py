@@ -250,9 +250,14 @@ def local_cluster(workers: int, gpu: bool, console: Console) -> Iterator[Cluster
     environ.update({name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
     with contextlib.ExitStack() as stack:
         stack.enter_context(dask.config.set({"distributed.nanny.pre-spawn-environ": environ}))
-        local = stack.enter_context(distributed.LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, silence_logs=logging.ERROR,
-            resources={"GPU": 1} if gpu else None, dashboard_address=":8787"))
+        try:
+            local = stack.enter_context(distributed.LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, silence_logs=logging.ERROR,
+                resources={"GPU": 1} if gpu else None, dashboard_address=":8787"))
+        except (OSError, RuntimeError, TimeoutError) as exc:  # a worker process that did not come up
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise UserError(f"cannot start {workers} local Dask worker{'s' if workers != 1 else ''} ({reason}): "
+                            "try fewer --workers, or leave --workers out to run in this process") from None
         client = stack.enter_context(distributed.Client(local))
         yield Cluster(client, local, threads, gpu)
 
@@ -527,13 +532,17 @@ def run_grid_on_cluster(base: IngestSettings, tasks: list[str], seeds: list[int]
             store = Store.create(config.store_path(base.store))
             compute = check_workers(cluster, store, base.device)
         else:
-            store = Store.create(config.store_path(base.store))
+            # A store that exists answers "nothing to do" before any worker starts; a new one is made only once
+            # the workers run, so a cluster that fails to start leaves no new folder behind.
+            root = config.store_path(base.store)
+            store = Store.create(root) if Store.exists(root) else None
             compute = resolve_compute(base.device)
         todo = _plan_cells(cells, store, compute, console)
         if not todo:
             return [c.outcome for c in cells]
         if cluster is None:
             cluster = stack.enter_context(local_cluster(workers or 1, compute.device == "cuda", console))
+            store = store or Store.create(root)
         check_workers(cluster, store, base.device, sorted({str(c.plan.model.path) for c in todo}))
         where = (f"{len(cluster.workers())} workers at {scheduler}" if scheduler else
                  f"{workers} local worker processes, {cluster.threads} compute "
@@ -544,8 +553,8 @@ def run_grid_on_cluster(base: IngestSettings, tasks: list[str], seeds: list[int]
     return [c.outcome for c in cells]
 
 
-def _plan_cells(cells: list[Cell], store: Store, compute: Compute, console: Console) -> list[Cell]:
-    """Make each cell's plan; the cells with work left (the others get their outcome now)."""
+def _plan_cells(cells: list[Cell], store: Store | None, compute: Compute, console: Console) -> list[Cell]:
+    """Make each cell's plan; the cells with work left (the others get their outcome now). No store yet: all."""
     todo, failed_tasks = [], {}
     for cell in cells:
         if cell.task in failed_tasks:  # the task cannot start: the same for every seed, said once
@@ -560,7 +569,7 @@ def _plan_cells(cells: list[Cell], store: Store, compute: Compute, console: Cons
             continue
         if cell.plan.model.notice:
             console.print(Text.assemble(("note:", "yellow"), " ", cell.plan.model.notice), highlight=False)
-        if is_done(store, cell.plan):
+        if store is not None and is_done(store, cell.plan):
             console.print(f"nothing to do: {cell.label} with {cell.plan.model.used} is already in the store at "
                           f"{store.root}", markup=False, highlight=False)
             cell.outcome = Outcome(cell.task, cell.seed, "done", 0.0, plan=cell.plan)

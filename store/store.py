@@ -100,6 +100,11 @@ class Store:
         return root
 
     @classmethod
+    def exists(cls, root: str | os.PathLike) -> bool:
+        """Whether ``root`` holds a store (False for a missing or empty folder; a foreign one is refused)."""
+        return cls._holds_store(Path(root).expanduser().absolute())
+
+    @classmethod
     def _holds_store(cls, root: Path) -> bool:
         """Whether the absolute path ``root`` holds a store (else it is missing or an empty folder).
 

@@ -266,6 +266,23 @@ def test_a_scheduler_that_cannot_be_reached_leaves_no_new_store(tiny_bert, tiny_
     assert list(tmp_path.iterdir()) == []  # neither the store nor a folder above it
 
 
+def test_local_workers_that_cannot_start_are_one_line_and_leave_no_new_store(tiny_bert, tiny_glue, tmp_path, capsys,
+                                                                              monkeypatch):
+    import distributed
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("Nanny failed to start.")
+
+    monkeypatch.setattr(distributed, "LocalCluster", fails)
+    root = tmp_path / "new" / "store"
+    code = main(["ingest", "mrpc", "--model", str(tiny_bert), "--data-dir", str(tiny_glue), "--store", str(root),
+                 "--workers", "2"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and err.splitlines() == ["error: cannot start 2 local Dask workers (Nanny failed to start.): try "
+                                              "fewer --workers, or leave --workers out to run in this process"]
+    assert list(tmp_path.iterdir()) == []  # neither the store nor a folder above it
+
+
 def test_a_running_cluster_checks_the_store_then_finds_nothing_to_do(tiny_store, tiny_bert, tiny_glue, capsys):
     from distributed import LocalCluster
 
