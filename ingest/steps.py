@@ -278,7 +278,8 @@ class Work:
                         raise UserError(f"run {run_id} has no stored weights to add the norms with: "
                                         "run `bertsecrets check --repair`")
                     model = load_finetuned(store.model_dir(run_id))
-                bar = self._bar(f"norms ({role})", n, int(writer.done.sum()))
+                already = int(writer.done.sum())  # a repaired map set lacks only the norms of its lost chunks
+                bar = self._bar(f"norms ({role})", n, already)
                 started = time.perf_counter()
                 extract_norms(model, self.dev_data, writer, self.device, s.extract_batch_size,
                               on_batch=lambda k: self._advance(bar, k))
@@ -288,7 +289,8 @@ class Work:
             if table is not None and table.num_rows:
                 size = storage_bytes(store.maps_path(map_id))
                 store.catalog.write("maps", part, [{**r, "bytes": size} for r in table.to_pylist()])
-        self._say(f"norms added to the {role} maps: {n} inputs ({fmt_seconds(time.perf_counter() - started)})")
+        added = f"{n} inputs" if not already else f"{n - already} of {n} inputs"
+        self._say(f"norms added to the {role} maps: {added} ({fmt_seconds(time.perf_counter() - started)})")
 
 
 def _json(value: Any) -> str:

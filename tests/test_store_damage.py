@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -221,6 +222,9 @@ def test_check_names_the_damage_and_repair_recomputes_exactly_it(damage, tiny_st
 
     code, out = run_cli(["check", "--repair", "--store", str(root)], capsys)
     assert code == 0, out
+    if damage is delete_norm_chunk:  # only the lost chunk's inputs are computed again, and the line says so
+        added = re.search(r"norms added to the finetuned maps: (\d+) of (\d+) inputs", out)
+        assert added and 0 < int(added[1]) < int(added[2]), out
     assert run_cli(["check", "--deep", "--store", str(root)], capsys)[0] == 0
     assert_same_store(source.root, root)
 
