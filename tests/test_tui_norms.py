@@ -98,14 +98,10 @@ async def test_n_on_the_features_screen_reads_the_norm_weighted_table(tmp_path):
 
 async def test_the_norm_weighted_map_of_another_seeds_run_uses_that_runs_norms(task_grid_store):
     """The seed key keeps the input: the norms read for the same input of the run left behind must not be kept."""
-    from test_tui_tasks import finetuned
+    from test_tui_tasks import browsing
 
     store = task_grid_store
-    runs = finetuned(store)
-    app = BrowseApp(store, truecolor=False)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        app.select(run_id=runs[("mrpc", 0)])
+    async with browsing(store, "mrpc", 0) as (app, pilot, runs):
         await settle(pilot, "m", "n", "N")
         pane = app.screen.query_one("#finetuned", Heatmap)
         for run_id in (runs[("mrpc", 0)], runs[("mrpc", 1)]):

@@ -7,6 +7,8 @@ here, not through the browser's reader.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 from textual.widgets import DataTable
@@ -28,6 +30,18 @@ def finetuned(store) -> dict[tuple[str, int], str]:
     """(task, seed) -> the fine-tuned run's id."""
     return {(r["task"], r["seed"]): r["run_id"]
             for r in store.rows("SELECT run_id, task, seed FROM runs WHERE setup = 'finetuned'")}
+
+
+@contextlib.asynccontextmanager
+async def browsing(store, task: str, seed: int, size: tuple[int, int] = (120, 40)):
+    """The browser on ``store``, settled, with the fine-tuned run of ``task`` and ``seed`` selected:
+    (app, pilot, the fine-tuned runs by (task, seed))."""
+    runs = finetuned(store)
+    app = BrowseApp(store, truecolor=False)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        app.select(run_id=runs[(task, seed)])
+        yield app, pilot, runs
 
 
 def head_grid(store, sql: str, run_id: str) -> np.ndarray:
@@ -154,11 +168,7 @@ async def test_v_shows_the_grids_mean_and_spread_over_the_seeds(task_grid_store)
 
 async def test_task_and_seed_keys_go_to_the_compared_runs_keeping_layer_head_and_input(task_grid_store):
     store = task_grid_store
-    runs = finetuned(store)
-    app = BrowseApp(store, truecolor=False)
-    async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        app.select(run_id=runs[("mrpc", 1)])
+    async with browsing(store, "mrpc", 1, size=(100, 30)) as (app, pilot, runs):
         await settle(pilot, "m", "n", "n", "right_square_bracket", "right_square_bracket", "right_curly_bracket")
         where = (app.selection.example, app.selection.layer, app.selection.head)
         assert where == (2, 1, 2)
@@ -190,12 +200,7 @@ async def test_just_after_the_seed_key_the_top_lines_name_the_new_run_not_the_ta
     must not give its task, seed, sizes or sentence as the new run's."""
     import threading
 
-    store = task_grid_store
-    runs = finetuned(store)
-    app = BrowseApp(store, truecolor=False)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        app.select(run_id=runs[("mrpc", 0)])
+    async with browsing(task_grid_store, "mrpc", 0) as (app, pilot, runs):
         reader, release = app.reader, threading.Event()
         context = reader.context
 
