@@ -37,6 +37,12 @@ class Split:
             return self
         return Split(self.texts_a[:n], None if self.texts_b is None else self.texts_b[:n], self.labels[:n])
 
+    def take(self, indices) -> "Split":
+        """The inputs at ``indices``, in that order."""
+        idx = [int(i) for i in indices]
+        return Split([self.texts_a[i] for i in idx], None if self.texts_b is None else [self.texts_b[i] for i in idx],
+                     self.labels[idx])
+
 
 @dataclass
 class TaskData:

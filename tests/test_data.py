@@ -126,3 +126,15 @@ def test_real_mrpc(real_glue):
     assert data.train.texts_a[0].startswith("Amrozi accused his brother")  # the byte-order mark is gone
     assert abs(data.dev.labels.mean() - 279 / 408) < 1e-9  # 68.4% paraphrases: the majority-class accuracy
     assert any('"' in t for t in data.train.texts_a)  # quotes inside fields survive
+
+
+def test_a_split_taken_at_indices_keeps_each_inputs_texts_and_label_together():
+    import numpy as np
+
+    from bertsecrets.ingest.data import Split
+
+    pairs = Split(["a0", "a1", "a2", "a3"], ["b0", "b1", "b2", "b3"], np.array([0.5, 1.5, 2.5, 3.5]))
+    taken = pairs.take(np.arange(1, 4, 2))  # the bench's slice: every second input from the second
+    assert (taken.texts_a, taken.texts_b, taken.labels.tolist()) == (["a1", "a3"], ["b1", "b3"], [1.5, 3.5])
+    single = Split(["s0", "s1", "s2"], None, np.array([7, 8, 9])).take([2, 0])
+    assert (single.texts_a, single.texts_b, single.labels.tolist()) == (["s2", "s0"], None, [9, 7])
