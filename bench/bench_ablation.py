@@ -68,7 +68,8 @@ def main(argv: list[str]) -> int:
           flush=True)
 
     timings = {"fast": [0.0, 0.0], "naive": [0.0, 0.0]}
-    logits = {name: np.zeros((len(configs), len(dev), int(model.config.num_labels)), dtype=np.float32) for name in timings}
+    n_labels = int(model.config.num_labels)
+    logits = {name: np.zeros((len(configs), len(dev), n_labels), dtype=np.float32) for name in timings}
     for round_ in range(rounds):
         part = np.arange(round_, len(dev), rounds)
         sweep = Sweep(model, encode(tokenizer, dev.take(part), 128), torch.device("cpu"), batch_size=32)

@@ -210,7 +210,8 @@ async def test_just_after_the_seed_key_the_top_lines_name_the_new_run_not_the_ta
             return context(run_id)
 
         reader.context = slow
-        for mode, line, more in (("m", "#map-context", " · layer 2 · head 3"), ("o", "#model-context", " · finetuned"),
+        for mode, line, more in (("m", "#map-context", " · layer 2 · head 3"),
+                                 ("o", "#model-context", " · finetuned"),
                                  ("w", "#sentence-context", "")):
             release.clear()
             app.select(run_id=runs[("mrpc", 0)], example=1, layer=1, head=2, role="finetuned")
