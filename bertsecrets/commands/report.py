@@ -48,11 +48,13 @@ def run(args: argparse.Namespace) -> int:
     tmp.write_text(markdown(found, figures=[(caption, path.name) for caption, path in figures]), encoding="utf-8")
     tmp.replace(report)
 
-    table = Table(title="The paper's claims in this store", show_lines=True)
-    table.add_column("claim")
+    # The claim's words take the room they need to be read (a third of the width); the tasks' one-word verdicts share
+    # the rest.
+    table = Table(title="The paper's claims in this store", show_lines=True, expand=True)
+    table.add_column("claim", ratio=3, min_width=24)
     for g in found.groups:
-        table.add_column(g.title)
-    table.add_column("verdict")
+        table.add_column(g.title, ratio=1)
+    table.add_column("verdict", ratio=2)
     for claim in found.claims:
         cells = []
         for g in found.groups:
