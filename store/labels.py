@@ -86,24 +86,17 @@ class Labels:
                 self._write(labeller, kept + new)
         return len(rows)
 
-    def one_sentence_blocks(self, rows: list[dict[str, Any]]) -> list[int]:
-        """Indices of the rows that label an input of one sentence "block" (a block needs two segments).
-
-        Inputs whose word pieces are not stored are not judged here.
-        """
+    def _refuse_block_on_one_sentence(self, rows: list[dict[str, Any]]) -> None:
+        """OneSentenceBlock for the first row that labels an input of one sentence "block" (a block needs two
+        segments); inputs whose word pieces are not stored are not judged here."""
         wanted = {(r["run_id"], int(r["example"])) for r in rows if r["label"] == "block"}
         if not wanted:
-            return []
+            return
         one = {(r["run_id"], r["example"])
                for r in queries.one_sentence_inputs(self.store, sorted({run for run, _ in wanted}))}
-        return [i for i, r in enumerate(rows)
-                if r["label"] == "block" and (r["run_id"], int(r["example"])) in one]
-
-    def _refuse_block_on_one_sentence(self, rows: list[dict[str, Any]]) -> None:
-        """StoreError naming the first "block" label of an input of one sentence."""
-        bad = self.one_sentence_blocks(rows)
-        if bad:
-            raise StoreError(one_sentence_block_error(rows[bad[0]]))
+        for row in rows:
+            if row["label"] == "block" and (row["run_id"], int(row["example"])) in one:
+                raise OneSentenceBlock(row)
 
     def remove(self, run_id: str, role: str, example: int, layer: int, head: int, labeller: str | None = None) -> bool:
         """Take back ``labeller``'s label of one map; False if there was none."""
@@ -123,6 +116,11 @@ class Labels:
         return self.store.query("SELECT * FROM labels WHERE run_id = ? ORDER BY labelled_at", [run_id])
 
 
-def one_sentence_block_error(row: dict[str, Any]) -> str:
-    return (f"input {int(row['example'])} of run {row['run_id']} has one sentence, and a block needs two: "
-            "give it another class")
+
+class OneSentenceBlock(StoreError):
+    """A "block" label of an input of one sentence; ``row`` is the refused row."""
+
+    def __init__(self, row: dict[str, Any]) -> None:
+        super().__init__(f"input {int(row['example'])} of run {row['run_id']} has one sentence, and a block needs "
+                         "two: give it another class")
+        self.row = row

@@ -146,12 +146,12 @@ def import_csv(store, path: Path, labeller: str) -> int:
         raise UserError(f"{path} is not a readable CSV file ({exc}); nothing was imported") from None
     if not rows:
         raise UserError(f"{path} holds no labels")
-    from bertsecrets.store.labels import MAP_KEY, Labels, one_sentence_block_error
+    from bertsecrets.store.labels import MAP_KEY, Labels, OneSentenceBlock
 
-    labels = Labels(store)
-    bad = labels.one_sentence_blocks(rows)
-    if bad:
-        raise UserError(f"{path}:{lines[bad[0]]}: {one_sentence_block_error(rows[bad[0]])}; nothing was imported")
     # A map labelled twice by the same labeller in one file: the later row counts.
     unique = {(r["labeller"], *(r[k] for k in MAP_KEY)): r for r in rows}
-    return labels.set_many(list(unique.values()))
+    try:
+        return Labels(store).set_many(list(unique.values()))
+    except OneSentenceBlock as exc:
+        line = lines[next(i for i, r in enumerate(rows) if r is exc.row)]
+        raise UserError(f"{path}:{line}: {exc}; nothing was imported") from None
