@@ -116,7 +116,6 @@ class Labels:
         return self.store.query("SELECT * FROM labels WHERE run_id = ? ORDER BY labelled_at", [run_id])
 
 
-
 class OneSentenceBlock(StoreError):
     """A "block" label of an input of one sentence; ``row`` is the refused row."""
 
